@@ -1,0 +1,51 @@
+# One command sets up and opens the course, one sets up and runs every test.
+#   make lab      create .venv, install the course, open JupyterLab on notebooks/
+#   make test     create .venv, install the course with its dev tools, run every test
+# See README.md for the rest (lessons, exercises, grading, benchmarks).
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+# The kernel of every notebook inherits these: quiet TensorFlow logs, stable hashing (design §6).
+export TF_CPP_MIN_LOG_LEVEL := 3
+export PYTHONHASHSEED := 0
+export MPLBACKEND := Agg
+
+.PHONY: setup lab test test-jax lessons exercises lint benchmark clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "Python 3.10-3.13 is needed, found " + sys.version'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+lab: $(STAMP)
+	$(BIN)/jupyter lab --notebook-dir=notebooks
+
+# Every test: library and grader tests, every notebook re-executed with nbval (TensorFlow
+# backend), then the backend-neutral layer tests again on JAX.
+test: $(STAMP)
+	$(BIN)/python -m pytest
+	KERAS_BACKEND=jax $(BIN)/python -m pytest -m backends tests
+
+# Execute every lesson headless and print seconds per notebook (the course's time budget).
+lessons: $(STAMP)
+	$(BIN)/python scripts/run_notebooks.py notebooks/*.ipynb solutions/*.ipynb
+
+# Regenerate the learner exercise notebooks from solutions/.
+exercises: $(STAMP)
+	$(BIN)/python -m course_lib.exercises solutions/*.ipynb --out notebooks/exercises
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+benchmark: $(STAMP)
+	$(BIN)/python benchmarks/multi_head_attention_speed.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info
