@@ -1,0 +1,23 @@
+"""Keras 3 attention layers built in the lessons, ``keras.ops`` only (any backend).
+
+Each is registered for saving (``package="course_lib"``), has ``get_config``, rejects bad input
+with a ``ValueError`` naming the shapes, and, where Keras has a counterpart, offers
+``copy_weights_from(keras_layer)`` so a test or a lesson proves the two equal.
+"""
+
+from course_lib.layers.bahdanau import BahdanauAttention
+from course_lib.layers.luong import LuongAttention
+from course_lib.layers.multi_head_attention import MultiHeadAttention
+from course_lib.layers.position_encoding import SinusoidalPositionEncoding
+from course_lib.layers.query_values_attention import QueryValuesAttention
+from course_lib.layers.transformer import TransformerDecoderBlock, TransformerEncoderBlock
+
+__all__ = [
+    "BahdanauAttention",
+    "LuongAttention",
+    "MultiHeadAttention",
+    "QueryValuesAttention",
+    "SinusoidalPositionEncoding",
+    "TransformerDecoderBlock",
+    "TransformerEncoderBlock",
+]

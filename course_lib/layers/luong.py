@@ -1,0 +1,75 @@
+"""Luong (multiplicative) attention, Luong, Pham & Manning 2015, "Effective Approaches to
+Attention-based Neural Machine Translation", §3.1, eq. 8."""
+
+import keras
+
+from course_lib.attention import concat_score, dot_score, general_score
+from course_lib.layers.query_values_attention import QueryValuesAttention
+
+SCORES = ("dot", "general", "concat")
+
+
+@keras.saving.register_keras_serializable(package="course_lib")
+class LuongAttention(QueryValuesAttention):
+    """Global attention with one of Luong's three content scores.
+
+    ============  ================================  ==============================  ==========
+    ``score``     ``e_ij``                          weights                         cost/pair
+    ============  ================================  ==============================  ==========
+    ``"dot"``     ``h_t . h_s``                     none (needs ``dq == dv``)       ``O(d)``
+    ``"general"`` ``h_t W h_s``                     ``W (dq, dv)``                  ``O(d)``*
+    ``"concat"``  ``v . tanh(W [h_t; h_s])``        ``W (dq + dv, units)``, ``v``   ``O(d)``*
+    ============  ================================  ==============================  ==========
+
+    (*) plus ``O(d^2)`` per query or key for the projection, shared by all pairs.
+    ``h_t`` is the decoder state (query), ``h_s`` the encoder states (values, also the keys).
+
+    ``"dot"`` equals ``keras.layers.Attention()([h_t, h_s])``; ``"general"`` equals
+    ``keras.layers.Attention()([h_t @ W, h_s])``. Keras's ``score_mode="concat"`` is *not*
+    Luong's concat: it has no ``W`` and no ``v`` (design §5).
+
+    Args:
+        score: ``"dot"``, ``"general"`` or ``"concat"``.
+        units: hidden size of the concat score (defaults to the query depth); unused otherwise.
+    """
+
+    def __init__(self, score="dot", units=None, **kwargs):
+        super().__init__(**kwargs)
+        if score not in SCORES:
+            raise ValueError(f"`score` must be one of {SCORES}, received {score!r}.")
+        if units is not None and int(units) <= 0:
+            raise ValueError(f"`units` must be a positive integer, received {units}.")
+        self.score_name = score
+        self.units = None if units is None else int(units)
+
+    def build(self, query_shape, values_shape):
+        query_depth, values_depth = query_shape[-1], values_shape[-1]
+        if self.score_name == "dot" and query_depth != values_depth:
+            raise ValueError(
+                f"The dot score needs query and values of the same depth, but received query "
+                f"shape {tuple(query_shape)} and values shape {tuple(values_shape)}; use "
+                f"score='general' to learn a map between them."
+            )
+        if self.score_name == "general":
+            self.kernel = self.add_weight(
+                name="kernel", shape=(query_depth, values_depth), initializer="glorot_uniform"
+            )
+        if self.score_name == "concat":
+            units = self.units or query_depth
+            self.kernel = self.add_weight(
+                name="kernel", shape=(query_depth + values_depth, units),
+                initializer="glorot_uniform",
+            )
+            self.score_vector = self.add_weight(
+                name="score_vector", shape=(units,), initializer="glorot_uniform"
+            )
+
+    def score(self, query, values):
+        if self.score_name == "general":
+            return general_score(query, values, self.kernel)
+        if self.score_name == "concat":
+            return concat_score(query, values, self.kernel, self.score_vector)
+        return dot_score(query, values)
+
+    def get_config(self):
+        return {**super().get_config(), "score": self.score_name, "units": self.units}

@@ -1,0 +1,265 @@
+"""Transformer encoder and decoder blocks, Vaswani et al. 2017, "Attention Is All You Need", §3.1.
+
+Post-LN (the paper, and keras_hub's default): ``x = LayerNorm(x + Dropout(Sublayer(x)))``.
+Pre-LN (``normalize_first=True``; Xiong et al. 2020, "On Layer Normalization in the Transformer
+Architecture"): ``x = x + Dropout(Sublayer(LayerNorm(x)))``, which keeps an identity path from
+input to output and trains deep stacks without a learning-rate warm-up.
+"""
+
+import keras
+from keras import ops
+
+from course_lib.attention import causal_mask
+from course_lib.layers.multi_head_attention import MultiHeadAttention
+from course_lib.layers.weight_copy import assign_variable, find_variable, has_variable
+from course_lib.validation import require_rank, require_shape
+
+
+def _require_mask(name, mask, expected):
+    require_shape(name, mask, expected)
+    return ops.cast(mask, "bool")
+
+
+class TransformerBlock(keras.layers.Layer):
+    """What the encoder and decoder blocks share: residual sublayers and the feed-forward net.
+
+    ``FFN(x) = W2 act(W1 x + b1) + b2``, ``W1 (d, intermediate_dim)``, ``W2 (intermediate_dim, d)``.
+    """
+
+    def __init__(self, intermediate_dim, num_heads, dropout=0.0, normalize_first=False,
+                 layer_norm_epsilon=1e-5, activation="relu", **kwargs):
+        super().__init__(**kwargs)
+        for name, value in (("intermediate_dim", intermediate_dim), ("num_heads", num_heads)):
+            if int(value) != value or value <= 0:
+                raise ValueError(f"`{name}` must be a positive integer, received {value!r}.")
+        self.intermediate_dim = int(intermediate_dim)
+        self.num_heads = int(num_heads)
+        self.dropout = float(dropout)
+        self.normalize_first = bool(normalize_first)
+        self.layer_norm_epsilon = float(layer_norm_epsilon)
+        self.activation = keras.activations.get(activation)
+        self.supports_masking = True
+
+    def _attention(self, hidden_dim, name):
+        if hidden_dim % self.num_heads:
+            raise ValueError(
+                f"The model depth d_model={hidden_dim} (last axis of the input) must be "
+                f"divisible by num_heads={self.num_heads}.")
+        return MultiHeadAttention(self.num_heads, hidden_dim // self.num_heads,
+                                  dropout=self.dropout, dtype=self.dtype_policy, name=name)
+
+    def _layer_norm(self, name, shape):
+        layer = keras.layers.LayerNormalization(epsilon=self.layer_norm_epsilon,
+                                                dtype=self.dtype_policy, name=name)
+        layer.build(shape)
+        return layer
+
+    def _dropout(self, name):
+        return keras.layers.Dropout(self.dropout, dtype=self.dtype_policy, name=name)
+
+    def _build_feedforward(self, x_shape):
+        self.feedforward_layer_norm = self._layer_norm("feedforward_layer_norm", x_shape)
+        self.feedforward_intermediate_dense = keras.layers.Dense(
+            self.intermediate_dim, activation=self.activation, dtype=self.dtype_policy,
+            name="feedforward_intermediate_dense")
+        self.feedforward_intermediate_dense.build(x_shape)
+        self.feedforward_output_dense = keras.layers.Dense(
+            x_shape[-1], dtype=self.dtype_policy, name="feedforward_output_dense")
+        self.feedforward_output_dense.build((*x_shape[:-1], self.intermediate_dim))
+        self.feedforward_dropout = self._dropout("feedforward_dropout")
+
+    def _residual(self, x, sublayer, layer_norm, dropout, training):
+        """Post-LN ``LN(x + Drop(f(x)))`` or pre-LN ``x + Drop(f(LN(x)))``."""
+        inner = layer_norm(x) if self.normalize_first else x
+        x = x + dropout(sublayer(inner), training=training)
+        return x if self.normalize_first else layer_norm(x)
+
+    def _feedforward(self, x, training):
+        def feedforward(inner):
+            return self.feedforward_output_dense(self.feedforward_intermediate_dense(inner))
+
+        return self._residual(x, feedforward, self.feedforward_layer_norm,
+                              self.feedforward_dropout, training)
+
+    def _copy_plain_sublayers(self, keras_hub_layer, names):
+        """Dense and LayerNormalization sublayers that carry the same names in keras_hub."""
+        for name in names:
+            ours = getattr(self, name)
+            for weight in ("kernel", "bias") if isinstance(ours, keras.layers.Dense) else (
+                    "gamma", "beta"):
+                assign_variable(getattr(ours, weight),
+                                find_variable(keras_hub_layer, f"{name}/{weight}"))
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "intermediate_dim": self.intermediate_dim,
+            "num_heads": self.num_heads,
+            "dropout": self.dropout,
+            "normalize_first": self.normalize_first,
+            "layer_norm_epsilon": self.layer_norm_epsilon,
+            "activation": keras.activations.serialize(self.activation),
+        }
+
+
+FEEDFORWARD_SUBLAYERS = ("feedforward_layer_norm", "feedforward_intermediate_dense",
+                         "feedforward_output_dense")
+
+
+@keras.saving.register_keras_serializable(package="course_lib")
+class TransformerEncoderBlock(TransformerBlock):
+    """One encoder layer: multi-head self-attention, then a position-wise feed-forward net, each
+    inside a residual connection with layer normalization (post-LN, or pre-LN with
+    ``normalize_first=True``). Equal to ``keras_hub.layers.TransformerEncoder`` with the same
+    weights (``copy_weights_from``); each head has depth ``d_model / num_heads``.
+
+    Args:
+        intermediate_dim: width of the feed-forward hidden layer (``d_ff``, 4 × d in the paper).
+        num_heads: number of attention heads; must divide ``d_model``.
+        dropout: rate for the attention weights and both residual branches (training only).
+        normalize_first: pre-LN if True, post-LN (the paper) if False.
+        layer_norm_epsilon: epsilon of both layer norms.
+        activation: activation of the feed-forward hidden layer.
+
+    Call arguments:
+        x: ``(B, T, d_model)``.
+        padding_mask: boolean ``(B, T)``, True at real tokens.
+        attention_mask: boolean ``(B, T, T)``, True = attend; AND-ed with ``padding_mask``.
+        training: enables dropout.
+
+    Returns:
+        ``(B, T, d_model)``.
+    """
+
+    def build(self, x_shape):
+        self.self_attention = self._attention(x_shape[-1], "self_attention")
+        self.self_attention.build(x_shape, x_shape)
+        self.self_attention_layer_norm = self._layer_norm("self_attention_layer_norm", x_shape)
+        self.self_attention_dropout = self._dropout("self_attention_dropout")
+        self._build_feedforward(x_shape)
+
+    def call(self, x, padding_mask=None, attention_mask=None, training=None):
+        batch, length, _ = require_rank("x", x, 3)
+        mask = None
+        if padding_mask is not None:
+            mask = ops.expand_dims(_require_mask("padding_mask", padding_mask, (batch, length)), 1)
+        if attention_mask is not None:
+            attention_mask = _require_mask("attention_mask", attention_mask,
+                                           (batch, length, length))
+            mask = attention_mask if mask is None else ops.logical_and(mask, attention_mask)
+
+        def self_attention(inner):
+            return self.self_attention(inner, inner, attention_mask=mask, training=training)
+
+        x = self._residual(x, self_attention, self.self_attention_layer_norm,
+                           self.self_attention_dropout, training)
+        return self._feedforward(x, training)
+
+    def copy_weights_from(self, keras_hub_layer):
+        """Take the weights of a built ``keras_hub.layers.TransformerEncoder`` by name."""
+        if not self.built:
+            hidden_dim = tuple(find_variable(
+                keras_hub_layer, "self_attention_layer/query/kernel").shape)[0]
+            self.build((None, None, hidden_dim))
+        self.self_attention.copy_weights_from(keras_hub_layer, _prefix="self_attention_layer")
+        self._copy_plain_sublayers(keras_hub_layer,
+                                   ("self_attention_layer_norm", *FEEDFORWARD_SUBLAYERS))
+
+
+@keras.saving.register_keras_serializable(package="course_lib")
+class TransformerDecoderBlock(TransformerBlock):
+    """One decoder layer: causal multi-head self-attention, then cross-attention to the encoder's
+    outputs, then the feed-forward net, each inside a residual connection with layer
+    normalization. Without ``encoder_outputs`` (when built so) it is a decoder-only block
+    (GPT-style) with no cross-attention. Equal to ``keras_hub.layers.TransformerDecoder`` with
+    the same weights (``copy_weights_from``).
+
+    Args: as ``TransformerEncoderBlock``.
+
+    Call arguments:
+        x: the target sequence so far, ``(B, T, d_model)``.
+        encoder_outputs: ``(B, S, d_enc)``, or None for a decoder-only block.
+        decoder_padding_mask: boolean ``(B, T)``; encoder_padding_mask: boolean ``(B, S)``.
+        use_causal_mask: position ``i`` sees targets ``j <= i`` only (True for training a
+            translator; switching it off lets the decoder read the answer: lesson 05's trap).
+        training: enables dropout.
+
+    Returns:
+        ``(B, T, d_model)``.
+    """
+
+    def build(self, x_shape, encoder_outputs_shape=None):
+        hidden_dim = x_shape[-1]
+        self.self_attention = self._attention(hidden_dim, "self_attention")
+        self.self_attention.build(x_shape, x_shape)
+        self.self_attention_layer_norm = self._layer_norm("self_attention_layer_norm", x_shape)
+        self.self_attention_dropout = self._dropout("self_attention_dropout")
+        self.has_cross_attention = encoder_outputs_shape is not None
+        if self.has_cross_attention:
+            self.cross_attention = self._attention(hidden_dim, "cross_attention")
+            self.cross_attention.build(x_shape, encoder_outputs_shape)
+            self.cross_attention_layer_norm = self._layer_norm("cross_attention_layer_norm",
+                                                               x_shape)
+            self.cross_attention_dropout = self._dropout("cross_attention_dropout")
+        self._build_feedforward(x_shape)
+
+    def call(self, x, encoder_outputs=None, decoder_padding_mask=None,
+             encoder_padding_mask=None, use_causal_mask=True, training=None):
+        batch, length, _ = require_rank("x", x, 3)
+        if (encoder_outputs is not None) != self.has_cross_attention:
+            raise ValueError(
+                "This decoder block was built " + ("with" if self.has_cross_attention else
+                                                   "without")
+                + " cross-attention, so `encoder_outputs` must be "
+                + ("given." if self.has_cross_attention else "None."))
+        self_mask = None
+        if decoder_padding_mask is not None:
+            self_mask = ops.expand_dims(
+                _require_mask("decoder_padding_mask", decoder_padding_mask, (batch, length)), 1)
+        if use_causal_mask:
+            future = ops.expand_dims(causal_mask(ops.shape(x)[1]), 0)
+            self_mask = future if self_mask is None else ops.logical_and(self_mask, future)
+
+        def self_attention(inner):
+            return self.self_attention(inner, inner, attention_mask=self_mask, training=training)
+
+        x = self._residual(x, self_attention, self.self_attention_layer_norm,
+                           self.self_attention_dropout, training)
+
+        if self.has_cross_attention:
+            encoder_shape = require_rank("encoder_outputs", encoder_outputs, 3)
+            cross_mask = None
+            if encoder_padding_mask is not None:
+                cross_mask = ops.expand_dims(_require_mask(
+                    "encoder_padding_mask", encoder_padding_mask, encoder_shape[:2]), 1)
+
+            def cross_attention(inner):
+                return self.cross_attention(inner, encoder_outputs, attention_mask=cross_mask,
+                                            training=training)
+
+            x = self._residual(x, cross_attention, self.cross_attention_layer_norm,
+                               self.cross_attention_dropout, training)
+        return self._feedforward(x, training)
+
+    def copy_weights_from(self, keras_hub_layer):
+        """Take the weights of a built ``keras_hub.layers.TransformerDecoder`` by name."""
+        theirs_has_cross = has_variable(keras_hub_layer, "cross_attention/query/kernel")
+        if not self.built:
+            hidden_dim = tuple(find_variable(
+                keras_hub_layer, "self_attention/query/kernel").shape)[0]
+            encoder_shape = None
+            if theirs_has_cross:
+                encoder_dim = tuple(find_variable(
+                    keras_hub_layer, "cross_attention/key/kernel").shape)[0]
+                encoder_shape = (None, None, encoder_dim)
+            self.build((None, None, hidden_dim), encoder_shape)
+        if theirs_has_cross != self.has_cross_attention:
+            raise ValueError(
+                f"Cross-attention differs: this block has_cross_attention="
+                f"{self.has_cross_attention}, '{keras_hub_layer.name}' {theirs_has_cross}.")
+        self.self_attention.copy_weights_from(keras_hub_layer, _prefix="self_attention")
+        names = ["self_attention_layer_norm", *FEEDFORWARD_SUBLAYERS]
+        if self.has_cross_attention:
+            self.cross_attention.copy_weights_from(keras_hub_layer, _prefix="cross_attention")
+            names.append("cross_attention_layer_norm")
+        self._copy_plain_sublayers(keras_hub_layer, names)
