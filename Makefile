@@ -11,9 +11,8 @@ STAMP  := $(VENV)/.installed
 # The kernel of every notebook inherits these: quiet TensorFlow logs, stable hashing (design §6).
 export TF_CPP_MIN_LOG_LEVEL := 3
 export PYTHONHASHSEED := 0
-export MPLBACKEND := Agg
 
-.PHONY: setup lab test test-jax lessons exercises lint benchmark clean
+.PHONY: setup lab test lessons notebooks exercises lint benchmark clean
 
 setup: $(STAMP)
 
@@ -35,7 +34,13 @@ test: $(STAMP)
 
 # Execute every lesson headless and print seconds per notebook (the course's time budget).
 lessons: $(STAMP)
-	$(BIN)/python scripts/run_notebooks.py notebooks/*.ipynb solutions/*.ipynb
+	$(BIN)/python scripts/run_notebooks.py $(NOTEBOOKS)
+
+# Re-execute notebooks in fresh kernels and store their outputs: run this before committing one,
+# e.g. `make notebooks NOTEBOOKS=notebooks/03_bahdanau_attention.ipynb`.
+NOTEBOOKS ?= notebooks/*.ipynb solutions/*.ipynb
+notebooks: $(STAMP)
+	$(BIN)/python scripts/run_notebooks.py --write $(NOTEBOOKS)
 
 # Regenerate the learner exercise notebooks from solutions/.
 exercises: $(STAMP)
