@@ -1,0 +1,90 @@
+"""The set-up a learner relies on: pinned dependencies, conda file, README, CI, data licences."""
+
+import re
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def pyproject_requirements():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    return project["dependencies"] + project["optional-dependencies"]["dev"]
+
+
+def environment_pip_requirements():
+    """The `- name==version` lines of environment.yml's pip section (no YAML parser needed)."""
+    text = (ROOT / "environment.yml").read_text()
+    pip_section = text.split("- pip:", 1)[1]
+    return [match.group(1) for match in re.finditer(r"^\s+-\s+([A-Za-z0-9_.\-\[\]]+==\S+)\s*$",
+                                                    pip_section, re.MULTILINE)]
+
+
+def as_pins(requirements):
+    pins = {}
+    for requirement in requirements:
+        name, _, version = requirement.partition("==")
+        pins[re.sub(r"\[.*\]", "", name).lower()] = version
+    return pins
+
+
+def test_every_dependency_is_pinned_to_one_version():
+    loose = [r for r in pyproject_requirements() if not re.fullmatch(r"[\w.\-\[\]]+==[\w.]+", r)]
+    assert not loose, f"Pin these to an exact version in pyproject.toml: {loose}"
+
+
+def test_environment_yml_and_pyproject_agree_on_every_package_and_version():
+    in_pyproject = as_pins(pyproject_requirements())
+    in_environment = as_pins(environment_pip_requirements())
+    differences = {
+        name: (in_pyproject.get(name, "missing"), in_environment.get(name, "missing"))
+        for name in in_pyproject.keys() | in_environment.keys()
+        if in_pyproject.get(name) != in_environment.get(name)
+    }
+    assert not differences, f"pyproject.toml vs environment.yml (package: (pyproject, conda)): " \
+                            f"{differences}"
+
+
+def test_environment_yml_uses_python_311_and_installs_the_project_with_dev_extra():
+    text = (ROOT / "environment.yml").read_text()
+    assert re.search(r"^\s+-\s+python=3\.11\s*$", text, re.MULTILINE)
+    assert '-e ".[dev]"' in text
+
+
+def readme_commands():
+    return re.findall(r"^(make \w+)\s", (ROOT / "README.md").read_text(), re.MULTILINE)
+
+
+def test_ci_runs_exactly_the_readme_test_command():
+    assert "make test" in readme_commands()
+    ci_commands = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()
+                   if line.strip() and not line.lstrip().startswith(("#", "set ", "cd "))]
+    assert ci_commands == ["make test"]
+
+
+def test_every_readme_make_command_is_a_makefile_target():
+    targets = set(re.findall(r"^([\w-]+):", (ROOT / "Makefile").read_text(), re.MULTILINE))
+    missing = [c for c in readme_commands() if c.split()[1] not in targets]
+    assert not missing, f"README commands with no Makefile target: {missing}"
+
+
+def test_every_lesson_notebook_is_in_the_readme_lesson_table():
+    readme = (ROOT / "README.md").read_text()
+    table_rows = {m.group(1): m.group(2) for m in re.finditer(r"^\| (\d\d) \| ([^|]+)\|", readme,
+                                                                 re.MULTILINE)}
+    for notebook in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")):
+        number = notebook.name[:2]
+        assert number in table_rows, f"{notebook.name} has no row in the README lesson table"
+        assert "planned" not in readme.split(f"| {number} |", 1)[1].split("\n", 1)[0], \
+            f"{notebook.name} exists but the README still lists lesson {number} as planned"
+
+
+def test_every_data_set_keeps_its_source_and_attribution():
+    readme = (ROOT / "README.md").read_text()
+    folders = [p for p in (ROOT / "datasets").iterdir() if p.is_dir()]
+    assert folders, "datasets/ is empty"
+    for folder in folders:
+        source = folder / "SOURCE.md"
+        assert source.is_file(), f"{folder.name} has no SOURCE.md"
+        assert re.search(r"licen[cs]e", source.read_text(), re.IGNORECASE)
+        assert f"datasets/{folder.name}/" in readme, f"README does not credit {folder.name}"
