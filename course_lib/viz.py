@@ -109,3 +109,48 @@ def training_curves(history, metrics=("loss",), title="Training curves", ax=None
     ax.set_ylabel(", ".join(metrics))
     ax.legend()
     return ax
+
+
+def weight_bars(weights, key_tokens, labels=None, title="Attention weights", xlabel="keys",
+                ylabel="weight", ax=None):
+    """Bar chart of one or more rows of attention weights over the same keys.
+
+    Several rows are drawn side by side, one colour each, to compare one query's weights under
+    different settings (temperatures, a quoted table beside the real softmax).
+
+    Args:
+        weights: ``(Tk,)`` for one row, or ``(rows, Tk)``.
+        key_tokens: the ``Tk`` labels of the keys (repeated words are fine).
+        labels: one legend entry per row; required when there is more than one row.
+    """
+    weights = _as_numpy(weights)
+    received = weights.shape
+    if weights.ndim == 1:
+        weights = weights[None, :]
+    if weights.ndim != 2:
+        raise ValueError(f"Expected weights of shape (keys,) or (rows, keys), received "
+                         f"{received}.")
+    rows, keys = weights.shape
+    if len(key_tokens) != keys:
+        raise ValueError(f"{len(key_tokens)} key tokens for weights of shape {received}: "
+                         f"need one label per key.")
+    if labels is None and rows > 1:
+        raise ValueError(f"Weights of shape {received} have {rows} rows: pass one label "
+                         f"per row in `labels`.")
+    if labels is not None and len(labels) != rows:
+        raise ValueError(f"{len(labels)} labels for weights of shape {received}: need one "
+                         f"label per row.")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(max(4.0, 0.35 * keys * (rows + 1) + 1.5), 3.2))
+    width = 0.8 / rows
+    positions = np.arange(keys)
+    for row in range(rows):
+        ax.bar(positions + (row - (rows - 1) / 2) * width, weights[row], width=width,
+               label=None if labels is None else labels[row])
+    ax.set_xticks(positions, labels=list(key_tokens))
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if labels is not None:
+        ax.legend()
+    return ax

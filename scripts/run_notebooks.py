@@ -26,8 +26,14 @@ os.environ.setdefault("PYTHONHASHSEED", "0")
 def execute(path, write, timeout):
     """Run one notebook; return (seconds, error message or None)."""
     notebook = nbformat.read(path, as_version=4)
-    client = NotebookClient(notebook, timeout=timeout, kernel_name="python3",
-                            resources={"metadata": {"path": str(path.parent)}})
+    client = NotebookClient(
+        notebook, timeout=timeout, kernel_name="python3", record_timing=False,
+        resources={"metadata": {"path": str(path.parent)}},
+        # Keep C++ log lines written straight to the process's stderr out of the stored
+        # outputs, and give each kernel no shared history database to lock.
+        extra_arguments=["--IPKernelApp.capture_fd_output=False",
+                         "--HistoryManager.enabled=False"],
+    )
     start = time.perf_counter()
     try:
         client.execute()
