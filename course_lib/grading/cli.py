@@ -1,0 +1,131 @@
+"""``python -m course_lib.grading SUBMISSIONS... --csv grades.csv``: grade a class.
+
+Exit status: 0 when every submission was graded (whatever the students scored), 1 when the
+grader itself failed on some submission (no kernel could be started), 2 for a usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from course_lib.checks import EXERCISES
+from course_lib.checks.core import Exercise
+from course_lib.grading.report import summary, write_csv
+from course_lib.grading.runner import Job, Limits, Run, run_all
+from course_lib.grading.scoring import Grade, Grader
+from course_lib.grading.submissions import (
+    InvalidNotebookError,
+    Submission,
+    find_submissions,
+    lessons_of,
+    read_notebook,
+)
+
+DEFAULT_SEED = 0
+
+
+def _lesson_number(text: str) -> str:
+    """``"2"`` or ``"02"`` → ``"02"``, as in exercise ids."""
+    return f"{int(text):02d}"
+
+
+def parse_arguments(argv: list[str] | None) -> tuple[argparse.ArgumentParser, argparse.Namespace]:
+    parser = argparse.ArgumentParser(
+        prog="python -m course_lib.grading",
+        description="Grade exercise notebooks: one fresh kernel per submission, outputs compared "
+                    "with the reference outside the student's process.")
+    parser.add_argument("submissions", nargs="+", type=Path,
+                        help="notebooks (student name = file name) or folders of notebooks")
+    parser.add_argument("--csv", type=Path, default=Path("grades.csv"),
+                        help="the grade sheet to write (default: grades.csv)")
+    parser.add_argument("--timeout", type=float, default=Limits.timeout_s,
+                        help="wall-clock seconds per submission (default: %(default)s)")
+    parser.add_argument("--memory-mb", type=int, default=Limits.memory_mb,
+                        help="resident memory per submission, in MB (default: %(default)s)")
+    parser.add_argument("--jobs", type=int, default=2,
+                        help="submissions graded in parallel (default: %(default)s)")
+    parser.add_argument("--lesson", action="append", default=None, type=_lesson_number,
+                        help="grade this lesson's exercises (e.g. 02; repeatable); default: the "
+                             "lessons whose exercise markers appear in the submissions")
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED,
+                        help="seed of the grading inputs (default: %(default)s)")
+    arguments = parser.parse_args(argv)
+    if arguments.timeout <= 0 or arguments.memory_mb <= 0 or arguments.jobs <= 0:
+        parser.error("--timeout, --memory-mb and --jobs must be positive")
+    if arguments.seed < 0:
+        parser.error("--seed must be zero or positive")
+    return parser, arguments
+
+
+def _exercise_order(exercise: Exercise) -> tuple[int, ...]:
+    return tuple(int(part) for part in exercise.exercise_id.split("."))
+
+
+def select_exercises(lessons: set[str]) -> list[Exercise]:
+    """The registered exercises of ``lessons``, in numeric order (02.2 before 02.10)."""
+    chosen = [exercise for exercise in EXERCISES.values() if exercise.lesson in lessons]
+    return sorted(chosen, key=_exercise_order)
+
+
+def _check_names(parser: argparse.ArgumentParser, submissions: list[Submission]) -> None:
+    seen: dict[str, Path] = {}
+    for submission in submissions:
+        if submission.student in seen:
+            parser.error(f"two submissions are named {submission.student!r}: "
+                         f"{seen[submission.student]} and {submission.path}; rename one")
+        seen[submission.student] = submission.path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser, arguments = parse_arguments(argv)
+    if not arguments.csv.resolve().parent.is_dir():
+        parser.error(f"cannot write {arguments.csv}: its folder does not exist")
+    missing = [str(path) for path in arguments.submissions if not path.exists()]
+    if missing:
+        parser.error(f"no such file or folder: {', '.join(missing)}")
+    submissions = find_submissions(arguments.submissions)
+    if not submissions:
+        parser.error("no .ipynb submissions found")
+    _check_names(parser, submissions)
+
+    notebooks, invalid = {}, {}
+    for submission in submissions:
+        try:
+            notebooks[submission.student] = read_notebook(submission.path)
+        except InvalidNotebookError as error:
+            invalid[submission.student] = str(error)
+    lessons = set(arguments.lesson or []) or set().union(*map(lessons_of, notebooks.values()))
+    exercises = select_exercises(lessons)
+    if not exercises:
+        parser.error("no exercise of a known lesson found in the submissions; pass --lesson NN")
+
+    limits = Limits(arguments.timeout, arguments.memory_mb)
+    grader = Grader(exercises, arguments.seed, limits)
+    grades: list[Grade] = [grader.invalid(submission, invalid[submission.student])
+                           for submission in submissions if submission.student in invalid]
+    jobs = [grader.job_for(submission, notebooks[submission.student])
+            for submission in submissions if submission.student in notebooks]
+    grader_errors: list[str] = []
+    started = time.monotonic()
+
+    def on_finished(job: Job, run: Run) -> None:
+        grade = grader.grade(job, run)
+        grades.append(grade)
+        if run.grader_error:
+            grader_errors.append(f"{grade.student}: {run.grader_error}")
+        print(f"[{len(grades)}/{len(submissions)}] {grade.student}: {grade.status}, "
+              f"{grade.total}/{grader.max_total}", file=sys.stderr, flush=True)
+
+    run_all(jobs, limits, arguments.jobs, on_finished)
+    exercise_ids = [exercise.exercise_id for exercise in exercises]
+    write_csv(arguments.csv, grades, exercise_ids, grader.max_total)
+    print(summary(grades, exercise_ids, grader.max_total))
+    print(f"Graded in {time.monotonic() - started:.0f} s; scores and reasons per exercise in "
+          f"{arguments.csv}.")
+    for error in grader_errors:
+        print(f"grader error (not the student's fault), regrade this one: {error}",
+              file=sys.stderr)
+    return 1 if grader_errors else 0

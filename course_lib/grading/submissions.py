@@ -1,0 +1,109 @@
+"""Finding submissions, reading them, and locating each exercise inside them.
+
+An exercise is found by the marker its cell starts with (``# EXERCISE 02.3``, in any case and
+spacing) or by its cell tag (``exercise-02.3``), wherever the learner moved that cell. The graded
+function is looked up by name after the whole notebook has run; if the learner renamed it, the one
+function defined in the marked cell is graded instead.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+from nbformat.reader import NotJSONError
+
+from course_lib.checks.core import Exercise, one_line
+
+MARKER = re.compile(r"^[ \t]*#[ \t]*EXERCISE[ \t]+(\d{2}\.\d+)\b", re.IGNORECASE | re.MULTILINE)
+TAG = re.compile(r"^exercise-(\d{2}\.\d+)$", re.IGNORECASE)
+FUNCTION_DEFINITION = re.compile(r"^def[ \t]+([A-Za-z_]\w*)[ \t]*\(", re.MULTILINE)
+MAX_NOTEBOOK_BYTES = 20 * 2**20
+
+
+class InvalidNotebookError(Exception):
+    """The file is not a notebook that Jupyter could open."""
+
+
+@dataclass(frozen=True)
+class Submission:
+    """One learner's notebook; the student is named after the file (``alice.ipynb`` → alice)."""
+
+    student: str
+    path: Path
+
+
+def find_submissions(paths: list[Path]) -> list[Submission]:
+    """The ``.ipynb`` files named, and those directly inside the folders named (hidden ones,
+    such as ``.ipynb_checkpoints``, left out), sorted by student name."""
+    files = []
+    for path in paths:
+        if path.is_dir():
+            files += [child for child in sorted(path.glob("*.ipynb"))
+                      if not child.name.startswith(".")]
+        else:
+            files.append(path)
+    return sorted((Submission(file.stem, file) for file in files), key=lambda s: s.student)
+
+
+def read_notebook(path: Path) -> nbformat.NotebookNode:
+    """The notebook at ``path``, converted to format 4 and validated.
+
+    Raises:
+        InvalidNotebookError: with one line saying what is wrong with the file.
+    """
+    try:
+        if path.stat().st_size > MAX_NOTEBOOK_BYTES:
+            raise InvalidNotebookError(f"larger than {MAX_NOTEBOOK_BYTES // 2**20} MB")
+        notebook = nbformat.reads(path.read_text(encoding="utf-8"), as_version=4)
+        nbformat.validate(notebook)
+    except InvalidNotebookError:
+        raise
+    except NotJSONError as error:
+        raise InvalidNotebookError("the file is not JSON (truncated or not a notebook?)") from error
+    except UnicodeDecodeError as error:
+        raise InvalidNotebookError("the file is not UTF-8 text") from error
+    except Exception as error:  # whatever is wrong, the notebook cannot be run
+        raise InvalidNotebookError(one_line(f"{type(error).__name__}: {error}")) from error
+    return notebook
+
+
+def exercise_ids_of_cell(cell) -> set[str]:
+    """The exercises a code cell is marked with, by its source text or its tags."""
+    ids = set(MARKER.findall(cell.source))
+    for tag in cell.get("metadata", {}).get("tags", []):
+        match = TAG.match(str(tag))
+        if match:
+            ids.add(match.group(1))
+    return ids
+
+
+def exercise_cells(notebook) -> dict[str, list[int]]:
+    """For each exercise id found, the indices of the code cells marked with it."""
+    cells: dict[str, list[int]] = {}
+    for index, cell in enumerate(notebook.cells):
+        if cell.cell_type == "code":
+            for exercise_id in sorted(exercise_ids_of_cell(cell)):
+                cells.setdefault(exercise_id, []).append(index)
+    return cells
+
+
+def lessons_of(notebook) -> set[str]:
+    """The lesson numbers (``"02"``) of the exercises marked in the notebook."""
+    return {exercise_id.split(".")[0] for exercise_id in exercise_cells(notebook)}
+
+
+def functions_defined(notebook, cell_indices: list[int]) -> list[str]:
+    """The top-level functions defined in the last of the given cells (the one that wins when
+    the notebook runs top to bottom)."""
+    if not cell_indices:
+        return []
+    return FUNCTION_DEFINITION.findall(notebook.cells[cell_indices[-1]].source)
+
+
+def candidate_names(exercise: Exercise, defined: list[str]) -> list[str]:
+    """The names to grade, in order: the exercise's own, then the marked cell's only function."""
+    renamed = defined if len(defined) == 1 and defined[0] != exercise.function_name else []
+    return [exercise.function_name, *renamed]

@@ -1,0 +1,214 @@
+"""The learners' self-checks: each common mistake is recognised and named, in one line."""
+
+import numpy as np
+import pytest
+
+import course_lib.checks as checks
+from course_lib.checks import EXERCISES, lesson02, run_check
+from course_lib.checks.core import CHECK_SEED, Outcome, diagnose
+
+softmax = lesson02.softmax_with_temperature
+lookup = lesson02.attention_lookup
+
+
+def reason_for(exercise_id, function):
+    verdict = run_check(exercise_id, function)
+    assert not verdict.passed, verdict.reason
+    return verdict.reason
+
+
+@pytest.mark.parametrize("exercise_id", sorted(EXERCISES))
+def test_every_reference_passes_its_own_check(exercise_id):
+    exercise = EXERCISES[exercise_id]
+    verdict = run_check(exercise_id, exercise.reference)
+    assert verdict.passed, verdict.reason
+
+
+@pytest.mark.parametrize("exercise_id", sorted(EXERCISES))
+def test_cases_depend_on_the_seed_only(exercise_id):
+    exercise = EXERCISES[exercise_id]
+    first, again, other = exercise.cases(CHECK_SEED), exercise.cases(CHECK_SEED), exercise.cases(0)
+
+    def arrays(cases):
+        return [np.asarray(value) for case in cases for value in case.values()]
+
+    assert all(np.array_equal(a, b) for a, b in zip(arrays(first), arrays(again), strict=True))
+    assert not all(np.array_equal(a, b) for a, b in zip(arrays(first), arrays(other),
+                                                        strict=True))
+
+
+def test_not_implemented_is_not_done_yet():
+    def softmax_with_temperature(scores, temperature, axis=-1):
+        raise NotImplementedError
+
+    reason = reason_for("02.1", softmax_with_temperature)
+    assert reason.startswith("not done yet: `softmax_with_temperature` still raises")
+
+
+def test_another_exception_is_named_with_its_message_and_a_hint():
+    def attention_lookup(query, keys, values, temperature=1.0):
+        weights = softmax(query @ keys.T / np.sqrt(query.shape[-1]), temperature)
+        return weights @ values, weights  # right for a matrix, wrong for a batch
+
+    reason = reason_for("02.3", attention_lookup)
+    assert reason.startswith("`attention_lookup` raised ValueError: matmul")
+    assert "called with query of shape (2, 1, 16)" in reason
+    assert reason.endswith("np.swapaxes(keys, -1, -2).")
+
+
+def test_softmax_over_the_wrong_axis():
+    def softmax_with_temperature(scores, temperature, axis=-1):
+        exponentials = np.exp(scores / temperature)
+        return exponentials / exponentials.sum(axis=0, keepdims=True)
+
+    reason = reason_for("02.1", softmax_with_temperature)
+    assert reason.startswith("Your `weights` sum to 1 along axis 0, not along the axis you "
+                             "were given (the last axis)")
+    assert "pass axis=-1 to the sum" in reason
+
+
+def test_attention_softmax_over_the_queries():
+    def attention_lookup(query, keys, values, temperature=1.0):
+        scores = query @ np.swapaxes(keys, -1, -2) / np.sqrt(query.shape[-1])
+        weights = softmax(scores, temperature, axis=-2)
+        return weights @ values, weights
+
+    assert "sum to 1 along axis 0, not along the keys" in reason_for("02.3", attention_lookup)
+
+
+def test_weights_not_summing_to_one():
+    def softmax_with_temperature(scores, temperature, axis=-1):
+        scaled = scores / temperature
+        return np.exp(scaled - scaled.max(axis=axis, keepdims=True))  # never normalised
+
+    reason = reason_for("02.1", softmax_with_temperature)
+    assert reason.startswith("Your `weights` do not sum to 1 along the axis you were given")
+
+
+def test_missing_scaling_by_the_square_root_of_d():
+    def attention_lookup(query, keys, values, temperature=1.0):
+        weights = softmax(query @ np.swapaxes(keys, -1, -2), temperature)
+        return weights @ values, weights
+
+    assert "missing the 1/√d scaling" in reason_for("02.3", attention_lookup)
+
+
+def test_dividing_by_d_instead_of_its_square_root():
+    def attention_lookup(query, keys, values, temperature=1.0):
+        weights = softmax(query @ np.swapaxes(keys, -1, -2) / query.shape[-1], temperature)
+        return weights @ values, weights
+
+    assert "by d instead of √d" in reason_for("02.3", attention_lookup)
+
+
+def test_mask_of_the_opposite_polarity():
+    def masked_softmax(scores, mask):
+        return lesson02.masked_softmax(scores, ~np.asarray(mask))
+
+    assert "mask works the other way round" in reason_for("02.2", masked_softmax)
+
+
+def test_fully_masked_row_made_uniform_by_a_large_negative_number():
+    def masked_softmax(scores, mask):
+        return softmax(np.where(mask, scores, -1e9), 1.0)
+
+    reason = reason_for("02.2", masked_softmax)
+    assert "should get all-zero weights" in reason and "a uniform row" in reason
+
+
+def test_fully_masked_row_giving_nan():
+    def masked_softmax(scores, mask):
+        exponentials = np.where(mask, np.exp(scores - scores.max(-1, keepdims=True)), 0.0)
+        return exponentials / exponentials.sum(-1, keepdims=True)
+
+    reason = reason_for("02.2", masked_softmax)
+    assert reason.startswith("There is NaN or infinity in your `weights`")
+    assert "all masked gives 0/0" in reason
+
+
+def test_overflowing_softmax_without_the_max_shift():
+    def softmax_with_temperature(scores, temperature, axis=-1):
+        exponentials = np.exp(scores / temperature)
+        return exponentials / exponentials.sum(axis=axis, keepdims=True)
+
+    assert "subtract the maximum" in reason_for("02.1", softmax_with_temperature)
+
+
+def test_transposed_output():
+    def attention_lookup(query, keys, values, temperature=1.0):
+        output, weights = lookup(query, keys, values, temperature)
+        return output, np.swapaxes(weights, -1, -2)
+
+    reason = reason_for("02.3", attention_lookup)
+    assert reason.startswith("Your `weights` is transposed: expected shape (3, 5)")
+    assert "got (5, 3)" in reason
+
+
+def test_wrong_shape_names_both_shapes():
+    def attention_lookup(query, keys, values, temperature=1.0):
+        output, weights = lookup(query, keys, values, temperature)
+        return output.sum(axis=-1), weights
+
+    reason = reason_for("02.3", attention_lookup)
+    assert reason.startswith("Your `output` has shape (3,), expected (3, 2)")
+
+
+def test_single_value_instead_of_a_pair():
+    def attention_lookup(query, keys, values, temperature=1.0):
+        return lookup(query, keys, values, temperature)[0]
+
+    assert "should return a tuple (output, weights)" in reason_for("02.3", attention_lookup)
+
+
+def test_temperature_multiplied_instead_of_divided():
+    def softmax_with_temperature(scores, temperature, axis=-1):
+        return softmax(scores * temperature, 1.0, axis)
+
+    assert reason_for("02.1", softmax_with_temperature).startswith("You multiply the scores")
+
+
+def test_temperature_too_large_is_read_back_through_the_softmax():
+    def temperature_for_confidence(scores, confidence):
+        return 1.5 * lesson02.temperature_for_confidence(scores, confidence)
+
+    reason = reason_for("02.4", temperature_for_confidence)
+    assert reason.startswith("At your τ =") and "your τ is too large" in reason
+
+
+def test_two_key_formula_is_recognised():
+    assert "two-key formula" in reason_for("02.4", lesson02._two_key_temperature)
+
+
+def test_diagnosis_works_on_returned_arrays_alone():
+    """The grader's path: no learner function, only the outputs that came back."""
+    exercise = EXERCISES["02.3"]
+    cases = exercise.cases(7)
+    references = [exercise.reference_outputs(case) for case in cases]
+    outcomes = [Outcome(outputs=(output, np.swapaxes(weights, -1, -2)))
+                for output, weights in references]
+    verdict = diagnose(exercise, cases, outcomes, references)
+    assert not verdict.passed and "transposed" in verdict.reason
+    right = [Outcome(outputs=outputs) for outputs in references]
+    assert diagnose(exercise, cases, right, references).passed
+
+
+def test_a_check_prints_one_line_and_never_raises(capsys):
+    def masked_softmax(scores, mask):
+        raise NotImplementedError
+
+    checks.check_masked_softmax(masked_softmax)
+    checks.check_masked_softmax("not a function")
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == ("02.2 masked_softmax: not done yet: `masked_softmax` still raises "
+                        "NotImplementedError. Hint: replace `raise NotImplementedError` with "
+                        "your code.")
+    assert lines[1].startswith("02.2 masked_softmax: expected your function")
+    assert len(lines) == 2
+
+
+def test_named_checks_exist_for_every_exercise_and_nothing_else():
+    for exercise in EXERCISES.values():
+        assert callable(getattr(checks, f"check_{exercise.function_name}"))
+        assert f"check_{exercise.function_name}" in dir(checks)
+    with pytest.raises(AttributeError):
+        checks.check_no_such_exercise  # noqa: B018 - the attribute access is the test

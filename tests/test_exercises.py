@@ -1,0 +1,125 @@
+"""The exercise generator: learner copies come from the solutions, and both kinds run cleanly."""
+
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+from course_lib.checks import EXERCISES
+from course_lib.exercises import (
+    SolutionMarkerError,
+    generated_text,
+    learner_notebook,
+    main,
+    strip_solutions,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+SOLUTIONS = sorted((ROOT / "solutions").glob("*.ipynb"))
+LEARNER_COPIES = ROOT / "notebooks" / "exercises"
+
+
+def test_there_are_solution_notebooks():
+    assert SOLUTIONS, "solutions/ holds no notebook"
+
+
+@pytest.mark.parametrize("solution", SOLUTIONS, ids=lambda path: path.name)
+def test_committed_learner_copy_is_what_the_generator_makes(solution):
+    committed = LEARNER_COPIES / solution.name
+    assert committed.exists(), f"{committed} is missing: run `make exercises`"
+    assert committed.read_text(encoding="utf-8") == generated_text(solution), (
+        f"{committed} is out of date: run `make exercises`")
+
+
+def test_regions_become_raise_not_implemented_at_their_indentation():
+    source = ('def f(x):\n    """Doc."""\n    ### BEGIN SOLUTION\n    y = x + 1\n    return y\n'
+              '    ### END SOLUTION\n\n\nclass A:\n    def g(self):\n        ### BEGIN SOLUTION\n'
+              '        return 2\n        ### END SOLUTION')
+    assert strip_solutions(source, "test") == (
+        'def f(x):\n    """Doc."""\n    # YOUR CODE HERE\n    raise NotImplementedError\n\n\n'
+        'class A:\n    def g(self):\n        # YOUR CODE HERE\n        raise NotImplementedError')
+
+
+@pytest.mark.parametrize("source", [
+    "### BEGIN SOLUTION\nx = 1",
+    "x = 1\n### END SOLUTION",
+    "### BEGIN SOLUTION\n### BEGIN SOLUTION\n### END SOLUTION",
+])
+def test_unbalanced_markers_are_refused(source):
+    with pytest.raises(SolutionMarkerError):
+        strip_solutions(source, "test")
+
+
+def test_markers_outside_code_cells_are_refused():
+    notebook = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_markdown_cell("### BEGIN SOLUTION\nthe answer\n### END SOLUTION")])
+    with pytest.raises(SolutionMarkerError, match="only allowed in code cells"):
+        learner_notebook(notebook, "test.ipynb")
+
+
+@pytest.mark.parametrize("solution", SOLUTIONS, ids=lambda path: path.name)
+def test_learner_copy_keeps_signatures_and_docstrings_and_hides_solutions(solution):
+    solution_notebook = nbformat.read(solution, as_version=4)
+    learner = nbformat.reads(generated_text(solution), as_version=4)
+    assert len(learner.cells) == len(solution_notebook.cells)
+    exercise_cells = 0
+    for theirs, mine in zip(solution_notebook.cells, learner.cells, strict=True):
+        assert "SOLUTION" not in mine.source
+        if mine.cell_type == "code":
+            assert mine.outputs == [] and mine.execution_count is None
+        if "### BEGIN SOLUTION" in theirs.source:
+            exercise_cells += 1
+            head = theirs.source.split("### BEGIN SOLUTION")[0].rstrip(" ")
+            assert mine.source.startswith(head)  # marker, signature and docstring kept
+            assert mine.source.rstrip().endswith("raise NotImplementedError")
+    assert exercise_cells >= 2
+
+
+def test_check_mode_names_a_stale_copy(tmp_path, capsys):
+    assert main([str(SOLUTIONS[0]), "--out", str(tmp_path), "--check"]) == 1
+    assert f"out of date: {tmp_path / SOLUTIONS[0].name}" in capsys.readouterr().err
+    assert main([str(SOLUTIONS[0]), "--out", str(tmp_path)]) == 0
+    assert main([str(SOLUTIONS[0]), "--out", str(tmp_path), "--check"]) == 0
+    (tmp_path / SOLUTIONS[0].name).write_text("{}", encoding="utf-8")
+    assert main([str(SOLUTIONS[0]), "--out", str(tmp_path), "--check"]) == 1
+
+
+def _printed_lines(notebook_path: Path, monkeypatch) -> list[str]:
+    """Execute a notebook in a fresh kernel (as a learner would) and return what it printed.
+
+    Raises nbclient's CellExecutionError if any cell fails.
+    """
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))  # the kernel imports this checkout's course_lib
+    notebook = nbformat.read(notebook_path, as_version=4)
+    NotebookClient(notebook, kernel_name="python3", timeout=120,
+                   resources={"metadata": {"path": str(notebook_path.parent)}}).execute()
+    return [line for cell in notebook.cells if cell.cell_type == "code"
+            for output in cell.outputs if output.get("name") == "stdout"
+            for line in output["text"].splitlines()]
+
+
+def _check_lines(lines: list[str], lesson: str) -> dict[str, str]:
+    """The check lines (``02.1 name: reason``), by exercise id."""
+    return {line.split(" ")[0]: line for line in lines if line.startswith(f"{lesson}.")}
+
+
+@pytest.mark.parametrize("solution", SOLUTIONS, ids=lambda path: path.name)
+def test_learner_copy_runs_and_every_check_says_not_done_yet(solution, monkeypatch):
+    lesson = solution.name[:2]
+    lines = _check_lines(_printed_lines(LEARNER_COPIES / solution.name, monkeypatch), lesson)
+    expected = {exercise_id for exercise_id in EXERCISES if exercise_id.startswith(f"{lesson}.")}
+    assert set(lines) == expected
+    for exercise_id, line in lines.items():
+        name = EXERCISES[exercise_id].function_name
+        assert line.startswith(f"{exercise_id} {name}: not done yet"), line
+
+
+@pytest.mark.parametrize("solution", SOLUTIONS, ids=lambda path: path.name)
+def test_solution_runs_and_every_check_passes(solution, monkeypatch):
+    lesson = solution.name[:2]
+    lines = _check_lines(_printed_lines(solution, monkeypatch), lesson)
+    expected = {exercise_id for exercise_id in EXERCISES if exercise_id.startswith(f"{lesson}.")}
+    assert set(lines) == expected
+    for exercise_id, line in lines.items():
+        assert line.startswith(f"{exercise_id} {EXERCISES[exercise_id].function_name}: passed")

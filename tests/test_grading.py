@@ -1,0 +1,205 @@
+"""The grader, end to end: a batch of 30 submissions, some hostile, graded by the command line.
+
+The batch is the fixtures of ``tests/fixtures/submissions/`` plus copies of the ordinary ones, up
+to 30 students. It is graded twice; every test below reads the first run's grade sheet.
+"""
+
+import csv
+import io
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import numpy as np
+import pytest
+
+from course_lib.checks import EXERCISES
+from course_lib.checks.core import Outcome
+from course_lib.grading.exchange import (
+    MAX_RESULT_BYTES,
+    UnreadableResultError,
+    load_outcomes,
+    save_outcomes,
+)
+from course_lib.grading.submissions import exercise_cells
+from tests.fixtures import make_submissions
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = ROOT / "tests" / "fixtures" / "submissions"
+EXERCISE_IDS = ["02.1", "02.2", "02.3", "02.4"]
+BATCH_SIZE = 30
+TIMEOUT_S = 25  # the infinite loop costs this much; every other fixture takes a few seconds
+MEMORY_MB = 600  # a kernel and its worker use about 200 MB
+
+PASSED = (1, "passed (")
+
+
+def every(score, reason):
+    return dict.fromkeys(EXERCISE_IDS, (score, reason))
+
+
+def passing_except(**failures):
+    """All exercises pass except those named, e.g. ``e02_3=(0, "raised ValueError")``."""
+    expected = every(*PASSED)
+    expected.update({name[1:].replace("_", "."): failure for name, failure in failures.items()})
+    return expected
+
+
+# Per fixture: the status, and per exercise the score and a piece of the reason.
+EXPECTED = {
+    "full_marks": ("ok", every(*PASSED)),
+    "not_started": ("ok", every(0, "not done yet: `")),
+    "raises_exception": ("ok", passing_except(
+        e02_3=(0, "`attention_lookup` raised ValueError: matmul"))),
+    "infinite_loop": ("timeout", every(0, f"stopped at the time limit ({TIMEOUT_S} s)")),
+    "os_exit": ("crashed", every(0, "no result came back: the kernel died in cell")),
+    "dies_while_graded": ("crashed", {
+        "02.1": PASSED, "02.2": PASSED,
+        "02.3": (0, "no result came back: the kernel died while the grader ran exercise 02.3"),
+        "02.4": (0, "no result came back: the kernel died while the grader ran exercise 02.3"),
+    }),
+    "memory_bomb": ("memory", every(0, f"using more than {MEMORY_MB} MB of memory")),
+    "sys_exit": ("ok", passing_except(
+        e02_2=(0, "`masked_softmax` is not defined: its cell (`# EXERCISE 02.2`) raised "
+                  "SystemExit: I give up"))),
+    "monkeypatch": ("ok", {
+        "02.1": (0, "Your `weights` is off by up to"),
+        "02.2": (0, "Your `weights` do not sum to 1 along the keys"),
+        "02.3": (0, "Your `output` is off by up to"),
+        "02.4": (0, "your τ is too small"),
+    }),
+    "fake_results": ("ok", every(0, "not done yet: `")),
+    "corrupt_json": ("invalid_notebook", every(0, "invalid notebook: the file is not JSON")),
+    "deleted_cells": ("ok", passing_except(
+        e02_2=(0, "exercise not found: no cell is marked `# EXERCISE 02.2`"),
+        e02_4=(0, "exercise not found: no cell is marked `# EXERCISE 02.4`"))),
+    "reordered_renamed": ("ok", passing_except(
+        e02_3=(1, "passed (3 test cases); graded `lookup_with_attention`"))),
+    "alternative_solution": ("ok", every(*PASSED)),
+    "subtly_wrong": ("ok", passing_except(
+        e02_2=(0, "A row whose keys are all masked should get all-zero weights"),
+        e02_3=(0, "Your scores are missing the 1/√d scaling"))),
+}
+
+# Copies that bring the batch to 30 students, cycling through fixtures that finish quickly.
+COPIED = ["full_marks", "not_started", "alternative_solution", "subtly_wrong"]
+COPIES = {f"student_{number:02d}": COPIED[number % len(COPIED)]
+          for number in range(BATCH_SIZE - len(EXPECTED))}
+
+
+def grade(folder: Path, sheet: Path) -> subprocess.CompletedProcess:
+    environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONHASHSEED": "0",
+                   "PYTHONPATH": str(ROOT)}
+    return subprocess.run(
+        [sys.executable, "-m", "course_lib.grading", str(folder), "--csv", str(sheet),
+         "--timeout", str(TIMEOUT_S), "--memory-mb", str(MEMORY_MB), "--jobs", "2"],
+        capture_output=True, text=True, env=environment, timeout=600, check=False)
+
+
+@pytest.fixture(scope="module")
+def batch(tmp_path_factory):
+    """Grade the batch twice; return both runs and both grade sheets."""
+    folder = tmp_path_factory.mktemp("class")
+    for name in EXPECTED:
+        shutil.copyfile(FIXTURES / f"{name}.ipynb", folder / f"{name}.ipynb")
+    for student, original in COPIES.items():
+        shutil.copyfile(FIXTURES / f"{original}.ipynb", folder / f"{student}.ipynb")
+    sheets = [folder.parent / f"grades_{run}.csv" for run in (1, 2)]
+    runs = [grade(folder, sheet) for sheet in sheets]
+    return runs, sheets
+
+
+@pytest.fixture(scope="module")
+def rows(batch):
+    runs, sheets = batch
+    assert runs[0].returncode == 0, runs[0].stderr
+    return {row["student"]: row for row in csv.DictReader(io.StringIO(sheets[0].read_text()))}
+
+
+def test_committed_fixtures_are_what_the_script_makes():
+    made = make_submissions.build()
+    committed = {path.name: path.read_text(encoding="utf-8") for path in FIXTURES.glob("*.ipynb")}
+    assert committed == made, "run `python tests/fixtures/make_submissions.py`"
+
+
+def test_the_whole_batch_is_graded(rows):
+    assert len(rows) == BATCH_SIZE
+    assert list(rows) == sorted(rows)
+
+
+@pytest.mark.parametrize("student", sorted(EXPECTED))
+def test_each_fixture_is_graded_as_it_should_be(rows, student):
+    status, exercises = EXPECTED[student]
+    row = rows[student]
+    assert row["status"] == status
+    for exercise_id, (score, reason) in exercises.items():
+        assert int(row[f"{exercise_id}_score"]) == score, row[f"{exercise_id}_reason"]
+        assert reason in row[f"{exercise_id}_reason"]
+    assert int(row["total"]) == sum(score for score, _ in exercises.values())
+    assert int(row["max_total"]) == len(EXERCISE_IDS)
+
+
+def test_copies_get_the_grade_of_their_original(rows):
+    for student, original in COPIES.items():
+        copy = {key: value for key, value in rows[student].items() if key != "student"}
+        assert copy == {key: value for key, value in rows[original].items() if key != "student"}
+
+
+def test_csv_columns_are_fixed(batch):
+    _, sheets = batch
+    header = sheets[0].read_text().splitlines()[0]
+    expected = ["student", "status", "total", "max_total"]
+    for exercise_id in EXERCISE_IDS:
+        expected += [f"{exercise_id}_score", f"{exercise_id}_reason"]
+    assert header == ",".join(expected)
+
+
+def test_grading_twice_gives_identical_csv(batch):
+    runs, sheets = batch
+    assert runs[1].returncode == 0, runs[1].stderr
+    assert sheets[0].read_bytes() == sheets[1].read_bytes()
+
+
+def test_summary_is_printed(batch):
+    runs, _ = batch
+    summary = runs[0].stdout
+    assert "30 submissions: 25 ok, 1 timeout, 1 memory, 2 crashed, 1 invalid_notebook" in summary
+    assert any(line.startswith("full_marks") and line.endswith("4/4")
+               for line in summary.splitlines())
+
+
+def test_no_submission_is_a_usage_error(tmp_path):
+    result = grade(tmp_path, tmp_path / "grades.csv")
+    assert result.returncode == 2
+    assert "no .ipynb submissions found" in result.stderr
+    assert not (tmp_path / "grades.csv").exists()
+
+
+def test_forged_result_files_are_refused(tmp_path):
+    exercise = EXERCISES["02.1"]
+    pickled = tmp_path / "pickled.npz"
+    np.savez(pickled, function=np.array("softmax_with_temperature"), n_cases=np.array(1),
+             **{"case0.error_type": np.array(""), "case0.message": np.array(""),
+                "case0.n_outputs": np.array(1), "case0.output0": np.array([{"a": 1}])})
+    huge = tmp_path / "huge.npz"
+    save_outcomes(huge, exercise.function_name,
+                  [Outcome(outputs=(np.zeros(MAX_RESULT_BYTES // 8 + 1),))])
+    wrong_count = tmp_path / "wrong_count.npz"
+    save_outcomes(wrong_count, exercise.function_name, [Outcome(outputs=(np.zeros(3),))])
+    not_a_zip = tmp_path / "not_a_zip.npz"
+    not_a_zip.write_text("passed")
+    for path in (pickled, huge, wrong_count, not_a_zip):
+        with pytest.raises(UnreadableResultError):
+            load_outcomes(path, expected_cases=5)
+
+
+def test_exercises_are_found_by_marker_or_tag_anywhere():
+    cells = [nbformat.v4.new_code_cell("import numpy"),
+             nbformat.v4.new_code_cell("x = 1\n  #exercise   02.3\ndef f(): pass"),
+             nbformat.v4.new_code_cell("def g(): pass")]
+    cells[2].metadata["tags"] = ["exercise-02.1"]
+    notebook = nbformat.v4.new_notebook(cells=cells)
+    assert exercise_cells(notebook) == {"02.3": [1], "02.1": [2]}
