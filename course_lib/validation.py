@@ -6,12 +6,18 @@ deep inside a backend. Dimensions that are unknown while a model is traced (``No
 checked: they are checked again when real data flows.
 """
 
+import numbers
+
 from keras import ops
 
 
 def static_shape(tensor):
-    """The shape of ``tensor`` as a tuple, with ``None`` for dimensions unknown at trace time."""
-    return tuple(None if d is None else int(d) for d in ops.shape(tensor))
+    """The shape of ``tensor`` as a tuple, with ``None`` for dimensions unknown at trace time.
+
+    While a functional model is traced, an unknown dimension is ``None``, a tensor (TensorFlow)
+    or a symbolic dimension (JAX); only plain integers count as known.
+    """
+    return tuple(int(d) if isinstance(d, numbers.Integral) else None for d in ops.shape(tensor))
 
 
 def require_rank(name, tensor, ranks):

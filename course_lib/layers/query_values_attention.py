@@ -27,6 +27,15 @@ class QueryValuesAttention(keras.layers.Layer):
         ``(B, Tq, dv)`` and ``(B, Tq, Tv)`` for a 3-D one.
     """
 
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        # The source's padding mask is consumed here (explicit ``mask``); nothing of it carries
+        # over to the context vectors, which are defined for every query step.
+        self.supports_masking = True
+
+    def compute_mask(self, query, values, mask=None):
+        return None
+
     def score(self, query, values):
         """Scores ``(B, Tq, Tv)`` for query ``(B, Tq, dq)`` and values ``(B, Tv, dv)``."""
         raise NotImplementedError

@@ -12,7 +12,7 @@ from keras import ops
 from course_lib.attention import causal_mask
 from course_lib.layers.multi_head_attention import MultiHeadAttention
 from course_lib.layers.weight_copy import assign_variable, find_variable, has_variable
-from course_lib.validation import require_rank, require_shape
+from course_lib.validation import require_rank, require_shape, static_shape
 
 
 def _require_mask(name, mask, expected):
@@ -40,11 +40,12 @@ class TransformerBlock(keras.layers.Layer):
         self.activation = keras.activations.get(activation)
         self.supports_masking = True
 
-    def _attention(self, hidden_dim, name):
+    def _attention(self, x_shape, name):
+        hidden_dim = x_shape[-1]
         if hidden_dim % self.num_heads:
             raise ValueError(
-                f"The model depth d_model={hidden_dim} (last axis of the input) must be "
-                f"divisible by num_heads={self.num_heads}.")
+                f"The model depth d_model={hidden_dim} (last axis of the input, received shape "
+                f"{tuple(x_shape)}) must be divisible by num_heads={self.num_heads}.")
         return MultiHeadAttention(self.num_heads, hidden_dim // self.num_heads,
                                   dropout=self.dropout, dtype=self.dtype_policy, name=name)
 
@@ -132,7 +133,7 @@ class TransformerEncoderBlock(TransformerBlock):
     """
 
     def build(self, x_shape):
-        self.self_attention = self._attention(x_shape[-1], "self_attention")
+        self.self_attention = self._attention(x_shape, "self_attention")
         self.self_attention.build(x_shape, x_shape)
         self.self_attention_layer_norm = self._layer_norm("self_attention_layer_norm", x_shape)
         self.self_attention_dropout = self._dropout("self_attention_dropout")
@@ -189,14 +190,13 @@ class TransformerDecoderBlock(TransformerBlock):
     """
 
     def build(self, x_shape, encoder_outputs_shape=None):
-        hidden_dim = x_shape[-1]
-        self.self_attention = self._attention(hidden_dim, "self_attention")
+        self.self_attention = self._attention(x_shape, "self_attention")
         self.self_attention.build(x_shape, x_shape)
         self.self_attention_layer_norm = self._layer_norm("self_attention_layer_norm", x_shape)
         self.self_attention_dropout = self._dropout("self_attention_dropout")
         self.has_cross_attention = encoder_outputs_shape is not None
         if self.has_cross_attention:
-            self.cross_attention = self._attention(hidden_dim, "cross_attention")
+            self.cross_attention = self._attention(x_shape, "cross_attention")
             self.cross_attention.build(x_shape, encoder_outputs_shape)
             self.cross_attention_layer_norm = self._layer_norm("cross_attention_layer_norm",
                                                                x_shape)
@@ -207,11 +207,14 @@ class TransformerDecoderBlock(TransformerBlock):
              encoder_padding_mask=None, use_causal_mask=True, training=None):
         batch, length, _ = require_rank("x", x, 3)
         if (encoder_outputs is not None) != self.has_cross_attention:
+            received = ("no `encoder_outputs`" if encoder_outputs is None else
+                        f"`encoder_outputs` of shape {static_shape(encoder_outputs)}")
             raise ValueError(
                 "This decoder block was built " + ("with" if self.has_cross_attention else
                                                    "without")
                 + " cross-attention, so `encoder_outputs` must be "
-                + ("given." if self.has_cross_attention else "None."))
+                + ("given" if self.has_cross_attention else "None")
+                + f"; received `x` of shape {static_shape(x)} and {received}.")
         self_mask = None
         if decoder_padding_mask is not None:
             self_mask = ops.expand_dims(
