@@ -367,3 +367,29 @@ def sums_to_one(output_name: str, over: str, axis_argument: str | None = None) -
                 f"sum along {wanted}.")
 
     return check_sums
+
+
+def matches_variant(output_name: str, variant: Callable[..., Any], message: str) -> Property:
+    """A property: the learner's ``output_name`` equals what ``variant`` gives on the case.
+
+    ``variant`` has the reference's parameters and returns the value of this one output, as a
+    common mistake would compute it. It is the per-output counterpart of :class:`Mistake`,
+    for exercises with several outputs where one can be right while another is wrong (e.g. a
+    token accuracy that counts the padding, beside a right sequence accuracy). It is read on
+    the first wrong case only, and never fires where the variant agrees with the reference.
+    """
+
+    def check_variant(case: Case, mine: NamedOutputs, expected: NamedOutputs) -> str | None:
+        try:
+            with np.errstate(all="ignore"):
+                wrong = np.asarray(variant(*_copied(case).values()), dtype=np.float64)
+        except Exception:  # a variant that does not apply to this case says nothing
+            return None
+        value, reference = mine[output_name].astype(np.float64), expected[output_name]
+        if (value.shape == wrong.shape == reference.shape
+                and np.allclose(value, wrong, rtol=1e-6, atol=1e-9)
+                and not np.allclose(wrong, reference, rtol=1e-6, atol=1e-9)):
+            return message
+        return None
+
+    return check_variant

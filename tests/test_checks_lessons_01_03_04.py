@@ -1,0 +1,640 @@
+"""The self-checks of lessons 01, 03 and 04: each usual mistake is named, and the grader grades
+these exercises (the solutions score full marks, the untouched learner copies nothing)."""
+
+import csv
+import io
+import shutil
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from course_lib.checks import EXERCISES, lesson01, lesson03, lesson04, run_check
+from course_lib.checks.core import CHECK_SEED, Outcome, diagnose
+
+ROOT = Path(__file__).resolve().parents[1]
+LESSONS = ("01", "03", "04")
+NOTEBOOKS = {"01": "01_the_bottleneck.ipynb", "03": "03_bahdanau_attention.ipynb",
+             "04": "04_luong_attention.ipynb"}
+OURS = sorted(exercise_id for exercise_id in EXERCISES if exercise_id[:2] in LESSONS)
+
+
+def reason_for(exercise_id, function):
+    verdict = run_check(exercise_id, function)
+    assert not verdict.passed, verdict.reason
+    return verdict.reason
+
+
+def test_lessons_01_03_04_have_two_to_four_exercises_each():
+    counts = Counter(exercise_id[:2] for exercise_id in OURS)
+    assert counts == {"01": 3, "03": 3, "04": 4}
+
+
+@pytest.mark.parametrize("seed", [CHECK_SEED, 0, 1, 2, 3])
+@pytest.mark.parametrize("exercise_id", OURS)
+def test_every_registered_mistake_is_recognised_as_itself(exercise_id, seed):
+    """No mistake is shadowed by an earlier one, on the check's inputs and on grading inputs."""
+    exercise = EXERCISES[exercise_id]
+    for mistake in exercise.mistakes:
+        assert run_check(exercise_id, mistake.implementation, seed).reason == mistake.message
+
+
+@pytest.mark.parametrize("exercise_id", OURS)
+def test_not_implemented_is_not_done_yet(exercise_id):
+    def unfinished(*arguments):
+        raise NotImplementedError
+
+    name = EXERCISES[exercise_id].function_name
+    assert reason_for(exercise_id, unfinished) == (
+        f"not done yet: `{name}` still raises NotImplementedError. Hint: replace "
+        f"`raise NotImplementedError` with your code.")
+
+
+@pytest.mark.parametrize("exercise_id", OURS)
+def test_messages_are_one_sentence_and_a_hint(exercise_id):
+    exercise = EXERCISES[exercise_id]
+    for mistake in exercise.mistakes:
+        assert "\n" not in mistake.message and " Hint: " in mistake.message, mistake.message
+
+
+# --- 01.1 reversal_targets ---------------------------------------------------------------------
+
+
+def test_reversing_the_padding_too():
+    def reversal_targets(sources, end_id=2, pad_id=0):
+        return np.concatenate([np.flip(sources, axis=1),
+                               np.full((len(sources), 1), end_id)], axis=1)
+
+    assert reason_for("01.1", reversal_targets).startswith("You reversed the padding too")
+
+
+def test_reversing_the_padding_with_the_end_token_in_its_place():
+    def reversal_targets(sources, end_id=2, pad_id=0):
+        targets = np.full((sources.shape[0], sources.shape[1] + 1), pad_id)
+        for row, source in enumerate(sources):
+            length = np.sum(source != pad_id)
+            targets[row, :-1] = source[::-1]  # padding first, then the tokens backwards
+            targets[row, length] = end_id
+        return targets
+
+    assert reason_for("01.1", reversal_targets).startswith(
+        "Your targets start with padding: you reversed the padding too")
+
+
+def test_no_end_token():
+    def reversal_targets(sources, end_id=2, pad_id=0):
+        return np.array([np.concatenate([row[row != pad_id][::-1], row[row == pad_id]])
+                         for row in sources])
+
+    assert "no end token, and no room for one" in reason_for("01.1", reversal_targets)
+
+
+def test_end_token_in_the_last_column():
+    def reversal_targets(sources, end_id=2, pad_id=0):
+        targets = lesson01.reversal_targets(sources, end_id, pad_id)
+        targets[targets == end_id] = pad_id
+        targets[:, -1] = end_id
+        return targets
+
+    assert reason_for("01.1", reversal_targets).startswith("Your end token is in the last column")
+
+
+def test_hard_coded_special_ids():
+    def reversal_targets(sources, end_id=2, pad_id=0):
+        return lesson01.reversal_targets(sources)
+
+    assert "ignores `end_id` and `pad_id`" in reason_for("01.1", reversal_targets)
+
+
+# --- 01.2 masked_mean_pool ---------------------------------------------------------------------
+
+
+def test_mean_over_the_padding_too():
+    def masked_mean_pool(encoder_outputs, mask):
+        return encoder_outputs.mean(axis=1)
+
+    assert reason_for("01.2", masked_mean_pool).startswith("You averaged over the padding too")
+
+
+def test_divided_by_the_padded_length():
+    def masked_mean_pool(encoder_outputs, mask):
+        return (encoder_outputs * mask[:, :, None]).mean(axis=1)
+
+    assert "by the padded length S" in reason_for("01.2", masked_mean_pool)
+
+
+def test_empty_sequence_gives_nan():
+    def masked_mean_pool(encoder_outputs, mask):
+        weights = mask[..., None].astype(float)
+        return (encoder_outputs * weights).sum(axis=1) / weights.sum(axis=1)
+
+    reason = reason_for("01.2", masked_mean_pool)
+    assert reason.startswith("There is NaN or infinity in your `pooled`")
+    assert "no real token gives 0/0" in reason
+
+
+def test_mask_without_a_feature_axis():
+    def masked_mean_pool(encoder_outputs, mask):
+        return (encoder_outputs * mask).sum(axis=1) / np.maximum(mask.sum(1, keepdims=True), 1)
+
+    reason = reason_for("01.2", masked_mean_pool)
+    assert reason.startswith("`masked_mean_pool` raised ValueError")
+    assert reason.endswith("mask[..., None] has shape (B, S, 1).")
+
+
+def test_mean_over_the_features():
+    def masked_mean_pool(encoder_outputs, mask):
+        return encoder_outputs.mean(axis=-1) * mask
+
+    reason = reason_for("01.2", masked_mean_pool)
+    assert reason.startswith("Your `pooled` has shape (3, 5), expected (3, 4)")
+    assert "average over the positions, axis 1" in reason
+
+
+def test_mask_read_the_other_way_round():
+    def masked_mean_pool(encoder_outputs, mask):
+        return lesson01.masked_mean_pool(encoder_outputs, np.logical_not(mask))
+
+    assert "mask works the other way round" in reason_for("01.2", masked_mean_pool)
+
+
+# --- 01.3 token_and_sequence_accuracy ----------------------------------------------------------
+
+
+def test_token_accuracy_counting_padding():
+    def token_and_sequence_accuracy(predictions, targets, pad_id=0):
+        real = targets != pad_id
+        sequence = np.mean(np.all((predictions == targets) | ~real, axis=1))
+        return np.mean(predictions == targets), sequence
+
+    assert reason_for("01.3", token_and_sequence_accuracy).startswith(
+        "Your token accuracy counts the padded positions too")
+
+
+def test_token_accuracy_as_a_mean_of_rows():
+    def token_and_sequence_accuracy(predictions, targets, pad_id=0):
+        real = targets != pad_id
+        per_row = [np.mean(p[r] == t[r]) for p, t, r in zip(predictions, targets, real,
+                                                            strict=True)]
+        return np.mean(per_row), np.mean([np.all(p[r] == t[r]) for p, t, r in zip(
+            predictions, targets, real, strict=True)])
+
+    assert "mean of each sequence's accuracy" in reason_for("01.3", token_and_sequence_accuracy)
+
+
+def test_sequence_accuracy_comparing_after_the_end_token():
+    def token_and_sequence_accuracy(predictions, targets, pad_id=0):
+        real = targets != pad_id
+        token = np.sum((predictions == targets) & real) / np.sum(real)
+        return token, np.mean(np.all(predictions == targets, axis=1))
+
+    assert reason_for("01.3", token_and_sequence_accuracy).startswith(
+        "Your sequence accuracy compares whole rows")
+
+
+def test_accuracies_in_percent_and_swapped():
+    def in_percent(predictions, targets, pad_id=0):
+        token, sequence = lesson01.token_and_sequence_accuracy(predictions, targets, pad_id)
+        return round(100 * token, 8), 100 * sequence
+
+    def swapped(predictions, targets, pad_id=0):
+        return lesson01.token_and_sequence_accuracy(predictions, targets, pad_id)[::-1]
+
+    assert "percentages" in reason_for("01.3", in_percent)
+    assert "swapped" in reason_for("01.3", swapped)
+
+
+def test_one_accuracy_instead_of_two():
+    def token_and_sequence_accuracy(predictions, targets, pad_id=0):
+        return lesson01.token_and_sequence_accuracy(predictions, targets, pad_id)[0]
+
+    assert reason_for("01.3", token_and_sequence_accuracy) == (
+        "`token_and_sequence_accuracy` returned one float, but it should return a tuple "
+        "(token_accuracy, sequence_accuracy).")
+
+
+# --- 03.1 additive_scores ----------------------------------------------------------------------
+
+
+def _pairwise(query, keys, W1, W2):
+    return (query @ W1)[:, :, None, :] + (keys @ W2)[:, None, :, :]
+
+
+def test_additive_scores_without_tanh():
+    def additive_scores(query, keys, W1, W2, v):
+        return np.einsum("bqku,u->bqk", _pairwise(query, keys, W1, W2), v)
+
+    assert reason_for("03.1", additive_scores).startswith("Your scores are missing the tanh")
+
+
+def test_additive_scores_with_v_inside_the_tanh():
+    def additive_scores(query, keys, W1, W2, v):
+        return np.tanh(_pairwise(query, keys, W1, W2) @ v)
+
+    assert "tanh after multiplying by v" in reason_for("03.1", additive_scores)
+
+
+def test_additive_scores_summing_instead_of_v():
+    def additive_scores(query, keys, W1, W2, v):
+        return np.tanh(_pairwise(query, keys, W1, W2)).sum(-1)
+
+    assert "instead of weighting them by v" in reason_for("03.1", additive_scores)
+
+
+def test_additive_weights_instead_of_scores():
+    def additive_scores(query, keys, W1, W2, v):
+        scores = lesson03.additive_scores(query, keys, W1, W2, v)
+        return np.exp(scores) / np.exp(scores).sum(-1, keepdims=True)
+
+    assert "returned the attention weights" in reason_for("03.1", additive_scores)
+
+
+def test_additive_scores_with_w1_and_w2_swapped():
+    def additive_scores(query, keys, W1, W2, v):
+        return np.tanh(_pairwise(query, keys, W2, W1)) @ v
+
+    reason = reason_for("03.1", additive_scores)
+    assert reason.startswith("`additive_scores` raised ValueError: matmul")
+    assert "W1 (dq, units) multiplies the query" in reason
+
+
+def test_additive_scores_transposed():
+    def additive_scores(query, keys, W1, W2, v):
+        return np.swapaxes(lesson03.additive_scores(query, keys, W1, W2, v), -1, -2)
+
+    assert reason_for("03.1", additive_scores).startswith(
+        "Your `scores` is transposed: expected shape (2, 3, 5)")
+
+
+# --- 03.2 teacher_forcing_inputs ---------------------------------------------------------------
+
+
+def test_decoder_reads_the_answer():
+    def teacher_forcing_inputs(targets, start_id=1, end_id=2, pad_id=0):
+        return targets.copy()
+
+    assert "a leak" in reason_for("03.2", teacher_forcing_inputs)
+
+
+def test_shifted_left():
+    def teacher_forcing_inputs(targets, start_id=1, end_id=2, pad_id=0):
+        shifted = np.roll(targets, -1, axis=1)
+        shifted[:, -1] = pad_id
+        return shifted
+
+    assert reason_for("03.2", teacher_forcing_inputs).startswith("You shifted the targets left")
+
+
+def test_end_token_kept_in_the_inputs():
+    def teacher_forcing_inputs(targets, start_id=1, end_id=2, pad_id=0):
+        inputs = np.roll(targets, 1, axis=1)
+        inputs[:, 0] = start_id
+        return inputs
+
+    assert "still contain the end token" in reason_for("03.2", teacher_forcing_inputs)
+
+
+def test_start_token_prepended_without_dropping_a_column():
+    def teacher_forcing_inputs(targets, start_id=1, end_id=2, pad_id=0):
+        inputs = np.where(targets == end_id, pad_id, targets)
+        return np.hstack([np.full((len(targets), 1), start_id), inputs])
+
+    assert "one column longer than the targets" in reason_for("03.2", teacher_forcing_inputs)
+
+
+def test_hard_coded_decoder_ids():
+    def teacher_forcing_inputs(targets, start_id=1, end_id=2, pad_id=0):
+        return lesson03.teacher_forcing_inputs(targets, 1, 2, 0)
+
+    assert "ignores `start_id`, `end_id` and `pad_id`" in reason_for("03.2",
+                                                                       teacher_forcing_inputs)
+
+
+# --- 03.3 clipped_precision --------------------------------------------------------------------
+
+
+def _ngrams(tokens, n):
+    return [tuple(tokens[i:i + n]) for i in range(len(tokens) - n + 1)]
+
+
+def test_unclipped_precision():
+    def clipped_precision(candidate, reference, n):
+        candidate_ngrams, reference_ngrams = _ngrams(candidate, n), set(_ngrams(reference, n))
+        if not candidate_ngrams:
+            return 0.0
+        return sum(ngram in reference_ngrams for ngram in candidate_ngrams) / len(
+            candidate_ngrams)
+
+    assert reason_for("03.3", clipped_precision).startswith("Your matches are not clipped")
+
+
+def test_precision_of_distinct_ngrams():
+    def clipped_precision(candidate, reference, n):
+        candidate_ngrams = set(_ngrams(candidate, n))
+        if not candidate_ngrams:
+            return 0.0
+        return len(candidate_ngrams & set(_ngrams(reference, n))) / len(candidate_ngrams)
+
+    assert reason_for("03.3", clipped_precision).startswith("You work with sets")
+
+
+def test_recall_instead_of_precision():
+    def clipped_precision(candidate, reference, n):
+        candidate_counts, reference_counts = (Counter(_ngrams(candidate, n)),
+                                              Counter(_ngrams(reference, n)))
+        matches = sum((candidate_counts & reference_counts).values())
+        return matches / max(sum(reference_counts.values()), 1)
+
+    assert "(that is recall)" in reason_for("03.3", clipped_precision)
+
+
+def test_last_ngram_missed():
+    def clipped_precision(candidate, reference, n):
+        candidate_counts = Counter(tuple(candidate[i:i + n]) for i in range(len(candidate) - n))
+        reference_counts = Counter(tuple(reference[i:i + n]) for i in range(len(reference) - n))
+        total = sum(candidate_counts.values())
+        return sum((candidate_counts & reference_counts).values()) / total if total else 0.0
+
+    assert reason_for("03.3", clipped_precision).startswith("You miss the last n-gram")
+
+
+def test_short_candidate_divides_by_zero():
+    def clipped_precision(candidate, reference, n):
+        candidate_counts, reference_counts = (Counter(_ngrams(candidate, n)),
+                                              Counter(_ngrams(reference, n)))
+        return sum((candidate_counts & reference_counts).values()) / sum(
+            candidate_counts.values())
+
+    reason = reason_for("03.3", clipped_precision)
+    assert reason.startswith("`clipped_precision` raised ZeroDivisionError")
+    assert reason.endswith("return 0.0 for a candidate shorter than n.")
+
+
+def test_a_correct_precision_written_with_counter_intersection_passes():
+    def clipped_precision(candidate, reference, n):
+        candidate_counts, reference_counts = (Counter(_ngrams(list(candidate), n)),
+                                              Counter(_ngrams(list(reference), n)))
+        total = sum(candidate_counts.values())
+        return sum((candidate_counts & reference_counts).values()) / total if total else 0.0
+
+    assert run_check("03.3", clipped_precision).passed
+
+
+# --- 04.1 concat_score -------------------------------------------------------------------------
+
+
+def test_concatenated_in_the_wrong_order():
+    def concat_score(query, keys, W, v):
+        Tq, Tk = query.shape[1], keys.shape[1]
+        pairs = np.concatenate([np.repeat(keys[:, None], Tq, axis=1),
+                                np.repeat(query[:, :, None], Tk, axis=2)], axis=-1)
+        return np.tanh(pairs @ W) @ v
+
+    assert reason_for("04.1", concat_score).startswith("You concatenated in the wrong order")
+
+
+def test_concat_without_tanh():
+    def concat_score(query, keys, W, v):
+        Tq, Tk = query.shape[1], keys.shape[1]
+        pairs = np.concatenate([np.repeat(query[:, :, None], Tk, axis=2),
+                                np.repeat(keys[:, None], Tq, axis=1)], axis=-1)
+        return (pairs @ W) @ v
+
+    assert reason_for("04.1", concat_score).startswith("Your scores are missing the tanh")
+
+
+def test_concat_transposed():
+    def concat_score(query, keys, W, v):
+        return np.swapaxes(lesson04.concat_score(query, keys, W, v), 1, 2)
+
+    assert "is transposed" in reason_for("04.1", concat_score)
+
+
+def test_concat_with_the_wrong_split_of_w():
+    def concat_score(query, keys, W, v):
+        half = W.shape[0] // 2  # right only when dq == dk
+        return np.tanh((query @ W[:half])[:, :, None] + (keys @ W[half:])[:, None]) @ v
+
+    reason = reason_for("04.1", concat_score)
+    assert reason.startswith("`concat_score` raised ValueError")
+    assert "W[:dq] multiplies the query" in reason
+
+
+# --- 04.2 local_m_mask -------------------------------------------------------------------------
+
+
+def test_local_m_window_too_narrow():
+    def local_m_mask(target_length, source_length, D):
+        t, s = np.arange(target_length)[:, None], np.arange(source_length)
+        return np.abs(s - t) < D
+
+    assert "two positions too narrow" in reason_for("04.2", local_m_mask)
+
+
+def test_local_m_mask_polarity():
+    def local_m_mask(target_length, source_length, D):
+        t, s = np.ogrid[:target_length, :source_length]
+        return np.abs(s - t) > D
+
+    assert "other way round" in reason_for("04.2", local_m_mask)
+
+
+def test_local_m_window_with_unclipped_slices():
+    def local_m_mask(target_length, source_length, D):
+        mask = np.zeros((target_length, source_length), dtype=bool)
+        for t in range(target_length):
+            mask[t, t - D:t + D + 1] = True
+        return mask
+
+    assert "negative start counts from the end" in reason_for("04.2", local_m_mask)
+
+
+def test_local_m_mask_transposed():
+    def local_m_mask(target_length, source_length, D):
+        return lesson04.local_m_mask(target_length, source_length, D).T
+
+    assert reason_for("04.2", local_m_mask).startswith("Your `mask` is transposed")
+
+
+def test_local_m_window_looking_ahead_only():
+    def local_m_mask(target_length, source_length, D):
+        t, s = np.ogrid[:target_length, :source_length]
+        return (s >= t) & (s <= t + D)
+
+    assert "only looks ahead" in reason_for("04.2", local_m_mask)
+
+
+# --- 04.3 predicted_positions ------------------------------------------------------------------
+
+
+def _sigmoid(x):
+    return 1 / (1 + np.exp(-x))
+
+
+def test_positions_scaled_by_the_padded_length():
+    def predicted_positions(query, W_p, v_p, source_mask):
+        return source_mask.shape[1] * _sigmoid(np.tanh(query @ W_p) @ v_p)
+
+    assert "padded length S" in reason_for("04.3", predicted_positions)
+
+
+def test_positions_without_sigmoid():
+    def predicted_positions(query, W_p, v_p, source_mask):
+        return source_mask.sum(1, keepdims=True) * (np.tanh(query @ W_p) @ v_p)
+
+    assert reason_for("04.3", predicted_positions).startswith("You forgot the sigmoid")
+
+
+def test_positions_with_lengths_not_broadcast():
+    def predicted_positions(query, W_p, v_p, source_mask):
+        return source_mask.sum(1) * _sigmoid(np.tanh(query @ W_p) @ v_p)
+
+    reason = reason_for("04.3", predicted_positions)
+    assert reason.startswith("`predicted_positions` raised ValueError")
+    assert reason.endswith("[:, None], to scale the (B, Tq) sigmoid.")
+
+
+def test_positions_not_scaled():
+    def predicted_positions(query, W_p, v_p, source_mask):
+        return _sigmoid(np.tanh(query @ W_p) @ v_p)
+
+    assert "between 0 and 1" in reason_for("04.3", predicted_positions)
+
+
+# --- 04.4 local_p_weights ----------------------------------------------------------------------
+
+
+def _window_softmax(scores, window):
+    exponentials = np.where(window, np.exp(scores - np.where(window, scores, -np.inf).max(
+        -1, keepdims=True)), 0.0)
+    return exponentials / exponentials.sum(-1, keepdims=True)
+
+
+def _local_p(scores, positions, source_mask, D, sigma=None, window_width=None):
+    s = np.arange(scores.shape[-1])
+    p = positions[..., None]
+    width = D if window_width is None else window_width
+    window = (np.abs(s - p) <= width) & source_mask[:, None, :]
+    sigma = D / 2 if sigma is None else sigma
+    return _window_softmax(scores, window) * np.exp(-(s - p) ** 2 / (2 * sigma ** 2))
+
+
+def test_local_p_without_the_gaussian():
+    def local_p_weights(scores, positions, source_mask, D):
+        s = np.arange(scores.shape[-1])
+        window = (np.abs(s - positions[..., None]) <= D) & source_mask[:, None, :]
+        return _window_softmax(scores, window)
+
+    assert reason_for("04.4", local_p_weights).startswith(
+        "Your weights are the softmax over the window without the Gaussian")
+
+
+def test_local_p_sigma_equal_to_d():
+    def local_p_weights(scores, positions, source_mask, D):
+        return _local_p(scores, positions, source_mask, D, sigma=D)
+
+    assert "σ = D;" in reason_for("04.4", local_p_weights)
+
+
+def test_local_p_window_ignored():
+    def local_p_weights(scores, positions, source_mask, D):
+        s = np.arange(scores.shape[-1])
+        gaussian = np.exp(-(s - positions[..., None]) ** 2 / (2 * (D / 2) ** 2))
+        return _window_softmax(scores, np.broadcast_to(source_mask[:, None, :],
+                                                       scores.shape)) * gaussian
+
+    assert reason_for("04.4", local_p_weights).startswith(
+        "Your softmax runs over the whole sentence, not the window")
+
+
+def test_local_p_window_into_the_padding():
+    def local_p_weights(scores, positions, source_mask, D):
+        return _local_p(scores, positions, np.ones_like(source_mask), D)
+
+    assert "not clipped to the sentence" in reason_for("04.4", local_p_weights)
+
+
+def test_local_p_renormalised():
+    def local_p_weights(scores, positions, source_mask, D):
+        weights = _local_p(scores, positions, source_mask, D)
+        return weights / weights.sum(-1, keepdims=True)
+
+    assert reason_for("04.4", local_p_weights).startswith("You renormalised the weights")
+
+
+def test_local_p_rounded_position():
+    def local_p_weights(scores, positions, source_mask, D):
+        return _local_p(scores, np.round(positions), source_mask, D)
+
+    assert reason_for("04.4", local_p_weights).startswith("You rounded p_t")
+
+
+def test_local_p_window_one_too_wide_is_seen_from_the_weights():
+    def local_p_weights(scores, positions, source_mask, D):
+        return _local_p(scores, positions, source_mask, D, window_width=D + 1)
+
+    assert reason_for("04.4", local_p_weights).startswith(
+        "Your weights are not zero outside the window")
+
+
+def test_local_p_weights_on_padding_are_seen_from_the_weights():
+    def local_p_weights(scores, positions, source_mask, D):
+        weights = _local_p(scores, positions, source_mask, D)
+        return np.where(source_mask[:, None, :], weights, 0.01)
+
+    assert reason_for("04.4", local_p_weights).startswith(
+        "Your weights are not zero on the padding")
+
+
+# --- The grader's path: outputs that came back as data ------------------------------------------
+
+
+def test_diagnosis_of_integer_and_boolean_outputs_returned_as_data():
+    for exercise_id in ("01.1", "03.2", "04.2"):
+        exercise = EXERCISES[exercise_id]
+        cases = exercise.cases(7)
+        right = [Outcome(outputs=tuple(np.asarray(output).astype(
+                     bool if exercise_id == "04.2" else np.int64) for output in
+                     exercise.reference_outputs(case))) for case in cases]
+        references = [exercise.reference_outputs(case) for case in cases]
+        assert diagnose(exercise, cases, right, references).passed
+        wrong = [Outcome(outputs=(np.asarray(outputs[0])[..., ::-1],)) for outputs in references]
+        assert not diagnose(exercise, cases, wrong, references).passed
+
+
+# --- The grader, end to end ---------------------------------------------------------------------
+
+
+def _graded_rows(tmp_path):
+    from tests.test_grading import grade
+
+    folder = tmp_path / "class"
+    folder.mkdir()
+    for lesson, name in NOTEBOOKS.items():
+        shutil.copyfile(ROOT / "solutions" / name, folder / f"solution_{lesson}.ipynb")
+        shutil.copyfile(ROOT / "notebooks" / "exercises" / name, folder / f"learner_{lesson}.ipynb")
+    result = grade(folder, tmp_path / "grades.csv")
+    assert result.returncode == 0, result.stderr
+    return {row["student"]: row for row in
+            csv.DictReader(io.StringIO((tmp_path / "grades.csv").read_text()))}
+
+
+def test_grader_gives_solutions_full_marks_and_learner_copies_nothing(tmp_path):
+    rows = _graded_rows(tmp_path)
+    assert set(rows) == {f"{kind}_{lesson}" for kind in ("solution", "learner")
+                         for lesson in LESSONS}
+    for student, row in rows.items():
+        lesson = student[-2:]
+        assert row["status"] == "ok", row
+        assert int(row["max_total"]) == len(OURS)
+        for exercise_id in OURS:
+            score, reason = int(row[f"{exercise_id}_score"]), row[f"{exercise_id}_reason"]
+            if exercise_id[:2] != lesson:
+                assert (score, reason.split(":")[0]) == (0, "exercise not found"), reason
+            elif student.startswith("solution"):
+                assert score == 1 and reason.startswith("passed ("), reason
+            else:
+                assert score == 0 and reason.startswith("not done yet: `"), reason
+        expected_total = sum(exercise_id[:2] == lesson for exercise_id in OURS)
+        assert int(row["total"]) == (expected_total if student.startswith("solution") else 0)
