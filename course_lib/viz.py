@@ -10,6 +10,7 @@ import math
 import matplotlib.pyplot as plt
 import numpy as np
 from keras import ops
+from matplotlib.ticker import MaxNLocator
 
 
 def _as_numpy(array):
@@ -153,4 +154,141 @@ def weight_bars(weights, key_tokens, labels=None, title="Attention weights", xla
     ax.set_ylabel(ylabel)
     if labels is not None:
         ax.legend()
+    return ax
+
+
+def metric_curves(curves, title, xlabel, ylabel, ax=None, logx=False, ylim=(-0.02, 1.02),
+                  styles=None):
+    """One line per named curve, e.g. accuracy against source length for several models.
+
+    Args:
+        curves: ``{label: {x: y}}``, e.g. ``{"attention": {3: 1.0, 4: 0.99, …}, …}``; the
+            points of each curve are drawn in increasing ``x``.
+        logx: a base-2 logarithmic x axis (for sizes 16, 32, 64, …), ticks at the points.
+        ylim: the y range (defaults to a fraction's, 0 to 1); None lets matplotlib choose.
+        styles: optional ``{label: keyword arguments of Axes.plot}`` (colour, line style, …).
+    """
+    if not curves:
+        raise ValueError("`curves` is empty: need at least one {label: {x: y}}.")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5.5, 3.5))
+    ticks = set()
+    for label, points in curves.items():
+        xs = sorted(points)
+        ticks.update(xs)
+        style = {"marker": "o", "markersize": 3, **(styles or {}).get(label, {})}
+        ax.plot(xs, [points[x] for x in xs], label=label, **style)
+    if logx:
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(sorted(ticks), labels=[str(x) for x in sorted(ticks)])
+        ax.minorticks_off()
+    elif all(float(x).is_integer() for x in ticks):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if ylim is not None:
+        ax.set_ylim(*ylim)
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    return ax
+
+
+def mask_heatmap(mask, key_tokens=None, query_tokens=None, title="Attention mask",
+                 xlabel="keys (attended to)", ylabel="queries (attending)", ax=None,
+                 legend=True):
+    """Draw a boolean ``(queries, keys)`` attention mask in two colours, tokens on both axes.
+
+    True (attend) is dark, False (masked) light, as in the Keras convention: row ``i`` shows the
+    keys query ``i`` may look at. A row that is all light is a *fully masked* query (lesson 05).
+
+    Args:
+        mask: ``(Tq, Tk)`` boolean (or 0/1) array or tensor.
+        key_tokens: labels of the columns; query_tokens: labels of the rows.
+        legend: add a two-entry legend, "attend (True)" and "masked (False)".
+    """
+    from matplotlib.colors import ListedColormap
+    from matplotlib.patches import Patch
+
+    mask = _as_numpy(mask)
+    _check_labels(mask, query_tokens, key_tokens)
+    if not np.isin(mask, (0, 1)).all():
+        raise ValueError(f"Expected a boolean mask, received values {np.unique(mask)[:5]} "
+                         f"in an array of shape {mask.shape}.")
+    if ax is None:
+        width = max(3.0, 0.45 * mask.shape[1] + 1.5)
+        height = max(2.5, 0.45 * mask.shape[0] + 1.0)
+        _, ax = plt.subplots(figsize=(width, height))
+    colours = ["#ececec", "#2a788e"]  # masked, attend
+    ax.imshow(mask.astype(float), cmap=ListedColormap(colours), vmin=0.0, vmax=1.0,
+              aspect="auto")
+    ax.set_xticks(np.arange(mask.shape[1] + 1) - 0.5, minor=True)
+    ax.set_yticks(np.arange(mask.shape[0] + 1) - 0.5, minor=True)
+    ax.grid(which="minor", color="white", linewidth=1)
+    ax.tick_params(which="minor", length=0)
+    if key_tokens is not None:
+        ax.set_xticks(range(len(key_tokens)), labels=list(key_tokens), rotation=60, ha="right")
+    if query_tokens is not None:
+        ax.set_yticks(range(len(query_tokens)), labels=list(query_tokens))
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if legend:
+        ax.legend(handles=[Patch(color=colours[1], label="attend (True)"),
+                           Patch(color=colours[0], label="masked (False)")],
+                  loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0,
+                  fontsize="small")
+    return ax
+
+
+def token_weights(tokens, weights, row_labels=None, title="Weight of each word",
+                  xlabel="word position", ylabel="sentence", ax=None, colorbar=True,
+                  cmap="Oranges"):
+    """Sentences as rows of word cells, each cell coloured by the word's weight.
+
+    For one weight per word, such as the attention-pooling weights of a sentence classifier
+    (lesson 06): which words a sentence's summary vector was read from. Rows may have
+    different lengths; cells past the end of a sentence stay blank.
+
+    Args:
+        tokens: a list of sentences, each a list of word strings.
+        weights: one row of weights per sentence, at least as long as the sentence (a padded
+            ``(sentences, T)`` array is fine: the weights past each sentence are ignored).
+        row_labels: one label per sentence (e.g. the true and predicted class).
+        cmap: a matplotlib colour map; the colour scale runs from 0 to the largest weight.
+    """
+    tokens = [list(sentence) for sentence in tokens]
+    if not tokens or min(len(sentence) for sentence in tokens) == 0:
+        raise ValueError("`tokens` must hold at least one sentence, none of them empty.")
+    if len(weights) != len(tokens):
+        raise ValueError(f"{len(weights)} rows of weights for {len(tokens)} sentences: need one "
+                         f"row per sentence.")
+    rows = [_as_numpy(row).reshape(-1) for row in weights]
+    for index, (sentence, row) in enumerate(zip(tokens, rows, strict=True)):
+        if row.shape[0] < len(sentence):
+            raise ValueError(f"Sentence {index} has {len(sentence)} words but only "
+                             f"{row.shape[0]} weights.")
+    if row_labels is not None and len(row_labels) != len(tokens):
+        raise ValueError(f"{len(row_labels)} row labels for {len(tokens)} sentences: need one "
+                         f"label per sentence.")
+    width = max(len(sentence) for sentence in tokens)
+    grid = np.full((len(tokens), width), np.nan)
+    for index, (sentence, row) in enumerate(zip(tokens, rows, strict=True)):
+        grid[index, :len(sentence)] = row[:len(sentence)]
+    if ax is None:
+        _, ax = plt.subplots(figsize=(max(4.0, 0.85 * width + 2.5), 0.55 * len(tokens) + 1.2))
+    top = max(1e-9, float(np.nanmax(grid)))
+    image = ax.imshow(np.ma.masked_invalid(grid), cmap=cmap, vmin=0.0, vmax=top, aspect="auto")
+    for (row, column), value in np.ndenumerate(grid):
+        if not np.isnan(value):
+            ax.text(column, row, tokens[row][column], ha="center", va="center", fontsize=7,
+                    color="white" if value > 0.6 * top else "black")
+    ax.set_xticks(range(width))
+    ax.set_yticks(range(len(tokens)),
+                  labels=list(row_labels) if row_labels is not None else range(len(tokens)))
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if colorbar:
+        ax.figure.colorbar(image, ax=ax, fraction=0.046, pad=0.02, label="weight")
     return ax
