@@ -71,8 +71,13 @@ def main(argv=None):
     print(f"\n{'notebook':<{width}}  {'seconds':>8}  status")
     for name, seconds, status in rows:
         print(f"{name:<{width}}  {seconds:8.1f}  {status}")
-    print(f"{'total':<{width}}  {total:8.1f}  "
-          f"{'ok' if total <= args.total_budget else f'over budget ({args.total_budget:.0f} s)'}")
+    if failed:
+        total_status = "FAILED: see the notebooks above"
+    elif total > args.total_budget:
+        total_status = f"over budget ({args.total_budget:.0f} s)"
+    else:
+        total_status = "ok"
+    print(f"{'total':<{width}}  {total:8.1f}  {total_status}")
     return 1 if failed or total > args.total_budget else 0
 
 
