@@ -23,5 +23,7 @@ def setup(seed):
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
     logging.getLogger("absl").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", category=UserWarning, module="keras")
+    # keras_hub imports tqdm's notebook front end, which warns that ipywidgets is missing.
+    warnings.filterwarnings("ignore", message="IProgress not found")
     keras.utils.set_random_seed(seed)
     print(f"Keras {keras.__version__}, backend {keras.backend.backend()}, seed {seed}")
