@@ -49,7 +49,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from course_lib.checks import lesson01, lesson02, lesson03, lesson04, lesson05
+from course_lib.checks import (
+    lesson01,
+    lesson02,
+    lesson03,
+    lesson04,
+    lesson05,
+    lesson06,
+    lesson07,
+)
 from course_lib.checks.core import (
     CHECK_SEED,
     Exercise,
@@ -58,7 +66,7 @@ from course_lib.checks.core import (
     run_learner_function,
 )
 
-_LESSON_MODULES = (lesson01, lesson02, lesson03, lesson04, lesson05)
+_LESSON_MODULES = (lesson01, lesson02, lesson03, lesson04, lesson05, lesson06, lesson07)
 
 
 def _build_registry() -> dict[str, Exercise]:
