@@ -292,3 +292,53 @@ def token_weights(tokens, weights, row_labels=None, title="Weight of each word",
     if colorbar:
         ax.figure.colorbar(image, ax=ax, fraction=0.046, pad=0.02, label="weight")
     return ax
+
+
+def loglog_curves(curves, title, xlabel, ylabel, ax=None, guides=None, styles=None,
+                  legend_location="best"):
+    """Curves on log–log axes, e.g. a layer's time against sequence length (lesson 08).
+
+    On log–log axes ``y ∝ n^p`` is a straight line of slope ``p``, so a cost that grows as
+    ``n`` and one that grows as ``n²`` are told apart by eye; dotted guide lines of a given
+    slope make the reading exact.
+
+    Args:
+        curves: ``{label: {x: y}}`` with positive ``x`` and ``y``; drawn in increasing ``x``.
+        guides: optional ``{slope: (label of the curve to anchor at, x)}``: a dotted grey line
+            ``y ∝ x^slope`` through that curve's point at ``x``, labelled ``∝ n^slope``.
+        styles: optional ``{label: keyword arguments of Axes.plot}``.
+        legend_location: where the legend goes (matplotlib's ``loc``).
+    """
+    if not curves:
+        raise ValueError("`curves` is empty: need at least one {label: {x: y}}.")
+    for label, points in curves.items():
+        if min(points) <= 0 or min(points.values()) <= 0:
+            raise ValueError(f"Curve {label!r} has a value <= 0, which log axes cannot show.")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 4))
+    ticks = set()
+    for label, points in curves.items():
+        xs = sorted(points)
+        ticks.update(xs)
+        style = {"marker": "o", "markersize": 3, **(styles or {}).get(label, {})}
+        ax.plot(xs, [points[x] for x in xs], label=label, **style)
+    xs = np.array(sorted(ticks), dtype=float)
+    lowest = min(min(points.values()) for points in curves.values())
+    for slope, (label, anchor) in (guides or {}).items():
+        if label not in curves or anchor not in curves[label]:
+            raise ValueError(f"Guide of slope {slope}: no point x={anchor} on curve {label!r}.")
+        ys = curves[label][anchor] * (xs / anchor) ** slope
+        shown = ys >= lowest  # not below the data: a guide must not stretch the axes
+        ax.plot(xs[shown], ys[shown], linestyle=":", color="grey", linewidth=1)
+        ax.annotate(f"∝ n^{slope:g}", (xs[shown][0], ys[shown][0]), fontsize="small",
+                    color="grey", xytext=(2, 2), textcoords="offset points")
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xticks(xs, labels=[f"{x:g}" for x in xs])
+    ax.minorticks_off()
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3, which="major")
+    ax.legend(loc=legend_location)
+    return ax

@@ -57,6 +57,7 @@ from course_lib.checks import (
     lesson05,
     lesson06,
     lesson07,
+    lesson08,
 )
 from course_lib.checks.core import (
     CHECK_SEED,
@@ -66,7 +67,8 @@ from course_lib.checks.core import (
     run_learner_function,
 )
 
-_LESSON_MODULES = (lesson01, lesson02, lesson03, lesson04, lesson05, lesson06, lesson07)
+_LESSON_MODULES = (lesson01, lesson02, lesson03, lesson04, lesson05, lesson06, lesson07,
+                   lesson08)
 
 
 def _build_registry() -> dict[str, Exercise]:

@@ -130,8 +130,9 @@ class Exercise:
         return self.make_cases(np.random.default_rng([seed, exercise_key]))
 
     def reference_outputs(self, case: Case) -> Outputs:
-        """The reference's outputs on ``case``, as a tuple of float arrays."""
-        returned = self.reference(*_copied(case).values())
+        """The reference's outputs on ``case``, as a tuple of float arrays; the reference is
+        called exactly as a learner's function is (``invoke``)."""
+        returned = self.invoke(self.reference, _copied(case))
         values = returned if len(self.outputs) > 1 else (returned,)
         return tuple(np.asarray(value, dtype=np.float64) for value in values)
 
@@ -225,7 +226,7 @@ def _mistake_outputs(exercise: Exercise, mistake: Mistake, case: Case) -> Output
     """What the wrong implementation gives on ``case``, or None when it cannot run on it."""
     try:
         with np.errstate(all="ignore"):
-            returned = mistake.implementation(*_copied(case).values())
+            returned = exercise.invoke(mistake.implementation, _copied(case))
     except Exception:  # a mistake model that does not apply is simply skipped
         return None
     values = returned if len(exercise.outputs) > 1 else (returned,)
