@@ -1,25 +1,16 @@
-"""Lesson 08's self-checks name each mistake; the grader grades the lesson's exercise notebooks.
+"""Lesson 08's self-checks name each mistake.
 
 Every wrong function below is a mistake a learner makes; its test asserts the sentence the check
-prints. The references are checked against Keras and our Transformer blocks, and the last test
-grades the solution notebook (full marks) and its learner copy (nothing) with the command-line
-grader.
+prints. The references are checked against Keras and our Transformer blocks. (tests/test_grading.py
+grades the solution notebook and its learner copy.)
 """
-
-import csv
-import io
-import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from course_lib.checks import EXERCISES, lesson08, run_check
 from course_lib.checks.core import CHECK_SEED
-from tests.test_grading import grade
 
-ROOT = Path(__file__).resolve().parents[1]
-LESSON = "08_transformer_block.ipynb"
 LESSON08_IDS = ["08.1", "08.2", "08.3", "08.4"]
 
 
@@ -336,22 +327,3 @@ def test_noam_with_the_wrong_warmup_gets_the_peak_diagnosis():
 
 
 # --- The grader -------------------------------------------------------------------------------
-
-
-def test_grader_gives_the_solution_full_marks_and_the_learner_copy_nothing(tmp_path):
-    folder = tmp_path / "class"
-    folder.mkdir()
-    shutil.copyfile(ROOT / "solutions" / LESSON, folder / "solution.ipynb")
-    shutil.copyfile(ROOT / "notebooks" / "exercises" / LESSON, folder / "untouched.ipynb")
-    sheet = tmp_path / "grades.csv"
-    result = grade(folder, sheet)
-    assert result.returncode == 0, result.stderr
-    rows = {row["student"]: row for row in csv.DictReader(io.StringIO(sheet.read_text()))}
-    assert set(rows) == {"solution", "untouched"}
-    for student, total in (("solution", 4), ("untouched", 0)):
-        row = rows[student]
-        assert row["status"] == "ok", row
-        assert (int(row["total"]), int(row["max_total"])) == (total, 4), row
-    for exercise_id in LESSON08_IDS:
-        assert rows["solution"][f"{exercise_id}_reason"].startswith("passed (")
-        assert rows["untouched"][f"{exercise_id}_reason"].startswith("not done yet: `")

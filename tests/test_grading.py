@@ -203,3 +203,30 @@ def test_exercises_are_found_by_marker_or_tag_anywhere():
     cells[2].metadata["tags"] = ["exercise-02.1"]
     notebook = nbformat.v4.new_notebook(cells=cells)
     assert exercise_cells(notebook) == {"02.3": [1], "02.1": [2]}
+
+
+SOLUTIONS = sorted(path.name for path in (ROOT / "solutions").glob("*.ipynb"))
+
+
+@pytest.mark.parametrize("lesson", SOLUTIONS)
+def test_grader_gives_each_solution_full_marks_and_its_learner_copy_nothing(lesson, tmp_path):
+    """What an instructor would see grading the course's own notebooks: every exercise of the
+    solution passes; the untouched learner copy gets 0 and "not done yet" for each, no error."""
+    folder = tmp_path / "class"
+    folder.mkdir()
+    shutil.copyfile(ROOT / "solutions" / lesson, folder / "solution.ipynb")
+    shutil.copyfile(ROOT / "notebooks" / "exercises" / lesson, folder / "untouched.ipynb")
+    sheet = tmp_path / "grades.csv"
+    result = grade(folder, sheet)
+    assert result.returncode == 0, result.stderr
+    rows = {row["student"]: row for row in csv.DictReader(io.StringIO(sheet.read_text()))}
+    assert set(rows) == {"solution", "untouched"}
+    exercise_ids = [e.exercise_id for e in EXERCISES.values() if e.lesson == lesson[:2]]
+    assert len(exercise_ids) >= 2, "each lesson has 2 to 4 exercises"
+    for student, total in (("solution", len(exercise_ids)), ("untouched", 0)):
+        row = rows[student]
+        assert row["status"] == "ok", row
+        assert (int(row["total"]), int(row["max_total"])) == (total, len(exercise_ids)), row
+    for exercise_id in exercise_ids:
+        assert rows["solution"][f"{exercise_id}_reason"].startswith("passed (")
+        assert rows["untouched"][f"{exercise_id}_reason"].startswith("not done yet: `")
