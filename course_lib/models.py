@@ -11,6 +11,8 @@ with or without attention over the encoder's outputs (Bahdanau et al. 2015; Luon
 ``"bahdanau"``     the same initial state, and at every step a context vector, the attention-
                    weighted sum of *all* encoder outputs (additive score)
 ``"dot"``, …       the same with one of Luong's scores (``"dot"``, ``"general"``, ``"concat"``)
+``"scaled-dot"``   ``"dot"`` divided by ``sqrt(units)``, as in the Transformer (lesson 05);
+                   ``"scaled-general"`` likewise (lesson 04's ablation tests what it changes)
 =================  ===========================================================================
 
 Where the attention sits. Bahdanau et al. compute the context ``c_i`` from the previous decoder
@@ -27,6 +29,7 @@ Shapes: source ids ``(B, S)``, decoder input ids ``(B, T)`` (``START_ID`` + targ
 forcing), logits ``(B, T, target_vocabulary_size)``; padding id ``0`` (``course_lib.data``).
 """
 
+import os
 import time
 from typing import NamedTuple
 
@@ -35,9 +38,9 @@ import numpy as np
 from keras import layers, ops
 
 from course_lib.data import END_ID, PAD_ID, START_ID
-from course_lib.layers import BahdanauAttention, LuongAttention
+from course_lib.layers import BahdanauAttention, LocalAttention, LuongAttention
 
-ATTENTIONS = (None, "bahdanau", "dot", "general", "concat")
+ATTENTIONS = (None, "bahdanau", "dot", "general", "concat", "scaled-dot", "scaled-general")
 
 
 @keras.saving.register_keras_serializable(package="course_lib")
@@ -93,7 +96,9 @@ class GRUEncoderDecoder(keras.Model):
         if attention == "bahdanau":
             self.attention = BahdanauAttention(attention_units or self.units, name="attention")
         elif attention is not None:
-            self.attention = LuongAttention(attention, units=attention_units, name="attention")
+            score = attention.removeprefix("scaled-")
+            self.attention = LuongAttention(score, units=attention_units,
+                                            scaled=score != attention, name="attention")
         else:
             self.attention = None
         self.combine = layers.Dense(self.units, activation="tanh", name="combine")
@@ -314,13 +319,26 @@ def length_bucketed_batches(pairs, batch_size, seed):
     return [batches[i] for i in rng.permutation(len(batches))]
 
 
-def _trimmed_batch(pairs, index):
+def trimmed_batch(pairs, index):
     """``((source, decoder input), target)`` of the pairs at ``index``, cut to their longest."""
     source_length = int(pairs.source_lengths[index].max())
     target_length = int(np.max(np.sum(pairs.targets[index] != PAD_ID, axis=1)))
     return ((pairs.encoder_inputs[index, :source_length],
              pairs.decoder_inputs[index, :target_length]),
             pairs.targets[index, :target_length])
+
+
+def epoch_reporter(epochs):
+    """An ``on_epoch_end`` for :func:`fit_seq2seq_bucketed` that prints each epoch's losses, the
+    CPU seconds since it was made and the load average: for scripts whose runs take minutes."""
+    cpu_start = time.process_time()
+
+    def report(epoch, logs):
+        print(f"  epoch {epoch + 1:2d}/{epochs}  loss {logs['loss']:.3f}  held-out loss "
+              f"{logs['val_loss']:.3f}  ({time.process_time() - cpu_start:.0f} s CPU, load "
+              f"{os.getloadavg()[0]:.1f})", flush=True)
+
+    return report
 
 
 def fit_seq2seq_bucketed(model, pairs, epochs, batch_size=128, learning_rate=5e-3, clipnorm=1.0,
@@ -346,9 +364,9 @@ def fit_seq2seq_bucketed(model, pairs, epochs, batch_size=128, learning_rate=5e-
         on_epoch_end: optional ``f(epoch, logs)`` called after every epoch (e.g. to print).
 
     Returns:
-        ``(history, seconds)``: ``history`` a dict ``{"loss": [...], "val_loss": [...]}`` of
-        per-epoch means (``course_lib.viz.training_curves`` takes it), and the wall-clock
-        seconds of training (validation excluded).
+        ``(history, time)``: ``history`` a dict ``{"loss": [...], "val_loss": [...]}`` of
+        per-epoch means (``course_lib.viz.training_curves`` takes it), and the
+        :class:`TrainingTime` of training (validation excluded).
     """
     if seed is not None:
         keras.utils.set_random_seed(seed)
@@ -361,15 +379,16 @@ def fit_seq2seq_bucketed(model, pairs, epochs, batch_size=128, learning_rate=5e-
     history = {"loss": []}
     if validation_pairs is not None:
         history["val_loss"] = []
-    seconds = 0.0
+    seconds = cpu_seconds = 0.0
     for epoch in range(epochs):
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         losses, weights = [], []
         for index in length_bucketed_batches(pairs, batch_size, (seed or 0) * 1000 + epoch):
-            inputs, targets = _trimmed_batch(pairs, index)
+            inputs, targets = trimmed_batch(pairs, index)
             losses.append(float(model.train_on_batch(inputs, targets)))
             weights.append(np.sum(targets != PAD_ID))
         seconds += time.perf_counter() - start
+        cpu_seconds += time.process_time() - cpu_start
         history["loss"].append(float(np.average(losses, weights=weights)))
         if validation_pairs is not None:
             history["val_loss"].append(seq2seq_loss(model, validation_pairs, batch_size=512))
@@ -377,7 +396,7 @@ def fit_seq2seq_bucketed(model, pairs, epochs, batch_size=128, learning_rate=5e-
             on_epoch_end(epoch, {name: values[-1] for name, values in history.items()})
         if max_seconds is not None and seconds >= max_seconds:
             break
-    return history, seconds
+    return history, TrainingTime(seconds, cpu_seconds)
 
 
 def seq2seq_loss(model, pairs, batch_size=512):
@@ -387,7 +406,7 @@ def seq2seq_loss(model, pairs, batch_size=512):
     total, count = 0.0, 0
     for begin in range(0, len(pairs), batch_size):
         index = np.arange(begin, min(begin + batch_size, len(pairs)))
-        inputs, targets = _trimmed_batch(pairs, index)
+        inputs, targets = trimmed_batch(pairs, index)
         total += float(loss(targets, model(inputs, training=False)))
         count += int(np.sum(targets != PAD_ID))
     return total / max(count, 1)
@@ -419,8 +438,6 @@ class LocalGRUEncoderDecoder(GRUEncoderDecoder):
     def __init__(self, source_vocabulary_size, target_vocabulary_size, embedding_dim=32,
                  units=64, half_width=2, score="general", attention_units=None,
                  bidirectional=False, **kwargs):
-        from course_lib.layers import LocalAttention
-
         kwargs.pop("attention", None)  # from get_config: always local-p
         super().__init__(source_vocabulary_size, target_vocabulary_size,
                          embedding_dim=embedding_dim, units=units, attention=None,

@@ -55,7 +55,7 @@ from course_lib.layers import (
     TransformerDecoderBlock,
     TransformerEncoderBlock,
 )
-from course_lib.models import length_bucketed_batches
+from course_lib.models import TrainingTime, length_bucketed_batches, trimmed_batch
 from course_lib.translation import (
     WEIGHTS_DIR,
     Corpus,
@@ -307,15 +307,6 @@ class WarmupCosineDecay(keras.optimizers.schedules.LearningRateSchedule):
                 "total_steps": self.total_steps}
 
 
-def trimmed_batch(pairs, index):
-    """``((source, decoder input), target)`` of the pairs at ``index``, cut to their longest."""
-    source_length = int(pairs.source_lengths[index].max())
-    target_length = int(np.max(np.sum(pairs.targets[index] != PAD_ID, axis=1)))
-    return ((pairs.encoder_inputs[index, :source_length],
-             pairs.decoder_inputs[index, :target_length]),
-            pairs.targets[index, :target_length])
-
-
 def masked_loss(model, pairs, label_smoothing=0.0, batch_size=512):
     """Mean teacher-forced cross-entropy per real target token of ``pairs`` (no dropout)."""
     loss = MaskedSmoothedCrossEntropy(label_smoothing)
@@ -356,8 +347,6 @@ def fit_transformer(model, pairs, epochs, batch_size=TRAINING["batch_size"],
         ``course_lib.models.TrainingTime`` (wall and CPU seconds of training, validation
         excluded).
     """
-    from course_lib.models import TrainingTime
-
     if seed is not None:
         keras.utils.set_random_seed(seed)
     steps = epochs * -(-len(pairs) // batch_size)

@@ -31,7 +31,6 @@ is exceeded, and the JSON records how many epochs ran.
 """
 
 import argparse
-import importlib.util
 import json
 import os
 import platform
@@ -47,18 +46,10 @@ import keras  # noqa: E402
 
 from course_lib import transformer_translator as tt  # noqa: E402
 from course_lib import translation  # noqa: E402
+from course_lib.shipped_weights import store_float16  # noqa: E402
 
 # A one-token prefix attends over one key: Keras warns that such a softmax is always 1. True.
 warnings.filterwarnings("ignore", message="You are using a softmax over axis -1")
-
-
-def _store_float16():
-    """``store_float16`` of scripts/train_translator.py (lesson 03's script): one copy of it."""
-    spec = importlib.util.spec_from_file_location(
-        "train_translator", Path(__file__).resolve().parent / "train_translator.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.store_float16
 
 
 def parse(argv):
@@ -168,7 +159,7 @@ def main(argv=None):
         args.out.mkdir(parents=True, exist_ok=True)
         path = args.out / tt.WEIGHTS_FILE
         model.save_weights(path)
-        _store_float16()(path)
+        store_float16(path)
         model = tt.build_transformer(corpus, **sizes)  # score what is shipped, loaded as the
         model.load_weights(path)                       # lesson loads it: float16-rounded
         record["weights"] = path.name

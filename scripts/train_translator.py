@@ -41,41 +41,12 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("PYTHONHASHSEED", "0")
 
-import h5py  # noqa: E402
 import keras  # noqa: E402
-import numpy as np  # noqa: E402
 
 from course_lib import models, translation  # noqa: E402
+from course_lib.shipped_weights import store_float16  # noqa: E402
 
 NAMES = {"bahdanau": "bahdanau", None: "no_attention"}
-
-
-def store_float16(path):
-    """Rewrite a Keras ``.weights.h5`` file in place: the model's float32 arrays as float16,
-    gzip-compressed, and without the optimizer's state (Adam's moments, twice the model's size,
-    which ``save_weights`` includes once the model is compiled). h5py decompresses on reading
-    and Keras casts to the variables' float32."""
-    temporary = path.with_suffix(".tmp")
-    with h5py.File(path, "r") as source, h5py.File(temporary, "w") as target:
-        for key, value in source.attrs.items():
-            target.attrs[key] = value
-
-        def copy(name, item):
-            if name.split("/")[0] == "optimizer":
-                return
-            if isinstance(item, h5py.Group):
-                group = target.require_group(name)
-                for key, value in item.attrs.items():
-                    group.attrs[key] = value
-                return
-            array = item[()]
-            if array.dtype == np.float32:
-                array = array.astype("float16")
-            options = {"compression": "gzip", "shuffle": True} if array.ndim else {}
-            target.create_dataset(name, data=array, **options)
-
-        source.visititems(copy)
-    temporary.replace(path)
 
 
 def train_one(attention, corpus, args):
@@ -87,16 +58,12 @@ def train_one(attention, corpus, args):
     load_before = os.getloadavg()[0]
     cpu_start = time.process_time()
 
-    def report(epoch, logs):
-        print(f"  epoch {epoch + 1:2d}/{args.epochs}  loss {logs['loss']:.3f}  held-out loss "
-              f"{logs['val_loss']:.3f}  ({time.process_time() - cpu_start:.0f} s CPU, load "
-              f"{os.getloadavg()[0]:.1f})", flush=True)
-
-    history, seconds = models.fit_seq2seq_bucketed(
+    history, timing = models.fit_seq2seq_bucketed(
         model, corpus.train, args.epochs, batch_size=args.batch_size,
         learning_rate=args.learning_rate, validation_pairs=corpus.test, seed=args.seed,
-        max_seconds=None if args.minutes is None else 60 * args.minutes, on_epoch_end=report)
-    cpu_seconds = time.process_time() - cpu_start
+        max_seconds=None if args.minutes is None else 60 * args.minutes,
+        on_epoch_end=models.epoch_reporter(args.epochs))
+    seconds, cpu_seconds = timing.wall, time.process_time() - cpu_start  # CPU: with held-out loss
     path = args.out / f"translator_{name}.weights.h5"
     model.save_weights(path)
     store_float16(path)

@@ -157,6 +157,7 @@ LAYER_CASES = [
     _query_values_case("bahdanau_single_step", lambda: BahdanauAttention(4), query_shape=(6,)),
     _query_values_case("luong_dot", lambda: LuongAttention("dot"), query_shape=(5, 8)),
     _query_values_case("luong_general", lambda: LuongAttention("general")),
+    _query_values_case("luong_scaled_general", lambda: LuongAttention("general", scaled=True)),
     _query_values_case("luong_concat", lambda: LuongAttention("concat", units=4)),
     LayerCase(
         "multi_head_attention",

@@ -83,6 +83,31 @@ def test_luong_equals_keras_attention(score, mask_kind):
 
 
 @pytest.mark.parametrize("mask_kind", MASK_KINDS)
+@pytest.mark.parametrize("score", ["dot", "general"])
+def test_scaled_luong_equals_keras_dot_product_attention(score, mask_kind):
+    """``scaled=True`` divides by sqrt(dv): ``ops.dot_product_attention`` with one head."""
+    query, values = _query_values_inputs(8 if score == "dot" else 6)
+    layer = built_with_random_weights(LuongAttention(score, scaled=True), query, values)
+    ours_mask, _, _, rows = _masks(mask_kind)
+    context, _ = layer(query, values, mask=ours_mask)
+
+    keras_query = query if score == "dot" else ops.matmul(query, layer.kernel)
+    keras_mask = None  # (B, heads, Tq, Tv) for ops.dot_product_attention
+    if ours_mask is not None:
+        ours_mask = np.asarray(ours_mask)
+        per_query = ours_mask if ours_mask.ndim == 3 else ours_mask[:, None, :]
+        keras_mask = np.broadcast_to(per_query[:, None], (BATCH, 1, QUERY_LENGTH, VALUE_LENGTH))
+    heads = (keras_query[:, :, None], values[:, :, None], values[:, :, None])  # (B, T, 1, d)
+    expected = ops.dot_product_attention(*heads, mask=keras_mask)[:, :, 0]
+    assert_valid_rows_close(context, expected, rows)
+
+    unscaled = LuongAttention(score)
+    unscaled(query, values)
+    unscaled.set_weights(layer.get_weights())
+    assert_differ(context, unscaled(query, values, mask=ours_mask)[0])  # the scale matters
+
+
+@pytest.mark.parametrize("mask_kind", MASK_KINDS)
 def test_bahdanau_equals_keras_additive_attention_on_projected_inputs(mask_kind):
     """Bahdanau = ``AdditiveAttention()([s W1, h, h W2])`` with ``scale`` = v (design §5)."""
     query, values = _query_values_inputs(6)

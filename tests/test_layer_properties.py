@@ -58,6 +58,7 @@ ATTENTIONS = {
     "bahdanau": _query_values_attention(lambda: BahdanauAttention(4)),
     "luong_dot": _query_values_attention(lambda: LuongAttention("dot")),
     "luong_general": _query_values_attention(lambda: LuongAttention("general")),
+    "luong_scaled_dot": _query_values_attention(lambda: LuongAttention("dot", scaled=True)),
     "luong_concat": _query_values_attention(lambda: LuongAttention("concat", units=4)),
     "multi_head_value_mask": _multi_head_attention("value_mask"),
     "multi_head_attention_mask": _multi_head_attention("attention_mask"),

@@ -6,6 +6,7 @@ with a ``ValueError`` naming the shapes, and, where Keras has a counterpart, off
 """
 
 from course_lib.layers.bahdanau import BahdanauAttention
+from course_lib.layers.local_attention import LocalAttention
 from course_lib.layers.luong import LuongAttention
 from course_lib.layers.multi_head_attention import MultiHeadAttention
 from course_lib.layers.position_encoding import SinusoidalPositionEncoding
@@ -14,6 +15,7 @@ from course_lib.layers.transformer import TransformerDecoderBlock, TransformerEn
 
 __all__ = [
     "BahdanauAttention",
+    "LocalAttention",
     "LuongAttention",
     "MultiHeadAttention",
     "QueryValuesAttention",

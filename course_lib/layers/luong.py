@@ -1,6 +1,8 @@
 """Luong (multiplicative) attention, Luong, Pham & Manning 2015, "Effective Approaches to
 Attention-based Neural Machine Translation", §3.1, eq. 8."""
 
+import math
+
 import keras
 
 from course_lib.attention import concat_score, dot_score, general_score
@@ -28,19 +30,30 @@ class LuongAttention(QueryValuesAttention):
     ``keras.layers.Attention()([h_t @ W, h_s])``. Keras's ``score_mode="concat"`` is *not*
     Luong's concat: it has no ``W`` and no ``v`` (design §5).
 
+    ``scaled=True`` divides the dot and general scores by ``sqrt(dv)``, the key depth, as the
+    Transformer does (Vaswani et al. 2017; lesson 05): for keys of unit variance the scores
+    then keep a variance near one whatever the depth, and the softmax does not saturate at the
+    start of training. Scaled dot equals ``keras.ops.dot_product_attention``.
+
     Args:
         score: ``"dot"``, ``"general"`` or ``"concat"``.
         units: hidden size of the concat score (defaults to the query depth); unused otherwise.
+        scaled: divide the dot or general score by ``sqrt(dv)`` (not for concat, which is
+            bounded by ``|v|_1`` already).
     """
 
-    def __init__(self, score="dot", units=None, **kwargs):
+    def __init__(self, score="dot", units=None, scaled=False, **kwargs):
         super().__init__(**kwargs)
         if score not in SCORES:
             raise ValueError(f"`score` must be one of {SCORES}, received {score!r}.")
         if units is not None and int(units) <= 0:
             raise ValueError(f"`units` must be a positive integer, received {units}.")
+        if scaled and score == "concat":
+            raise ValueError("`scaled=True` is for the dot and general scores; the concat "
+                             "score v . tanh(...) is bounded already.")
         self.score_name = score
         self.units = None if units is None else int(units)
+        self.scaled = bool(scaled)
 
     def build(self, query_shape, values_shape):
         query_depth, values_depth = query_shape[-1], values_shape[-1]
@@ -65,11 +78,16 @@ class LuongAttention(QueryValuesAttention):
             )
 
     def score(self, query, values):
-        if self.score_name == "general":
-            return general_score(query, values, self.kernel)
         if self.score_name == "concat":
             return concat_score(query, values, self.kernel, self.score_vector)
-        return dot_score(query, values)
+        if self.score_name == "general":
+            scores = general_score(query, values, self.kernel)
+        else:
+            scores = dot_score(query, values)
+        if self.scaled:
+            scores = scores / math.sqrt(values.shape[-1])  # depths are static once built
+        return scores
 
     def get_config(self):
-        return {**super().get_config(), "score": self.score_name, "units": self.units}
+        return {**super().get_config(), "score": self.score_name, "units": self.units,
+                "scaled": self.scaled}

@@ -41,6 +41,13 @@ class QueryValuesAttention(keras.layers.Layer):
         raise NotImplementedError
 
     def call(self, query, values, mask=None):
+        query, mask, single_step = self._prepare(query, values, mask)
+        weights = masked_softmax(self.score(query, values), mask)
+        return self._outputs(ops.matmul(weights, values), weights, single_step)
+
+    def _prepare(self, query, values, mask):
+        """Check the shapes; return the query as steps ``(B, Tq, dq)`` (one step for a 2-D
+        query), the mask as ``(B, 1 or Tq, Tv)`` booleans (or None), and whether it was 2-D."""
         query_shape = require_rank("query", query, (2, 3))
         values_shape = require_rank("values", values, 3)
         require_same_dim("Batch sizes", "query", query_shape, 0, "values", values_shape, 0)
@@ -49,8 +56,11 @@ class QueryValuesAttention(keras.layers.Layer):
             query = ops.expand_dims(query, 1)
         if mask is not None:
             mask = self._attention_mask(mask, static_shape(query), values_shape, single_step)
-        weights = masked_softmax(self.score(query, values), mask)
-        context = ops.matmul(weights, values)
+        return query, mask, single_step
+
+    @staticmethod
+    def _outputs(context, weights, single_step):
+        """``(context, weights)``, without the step axis for a 2-D query."""
         if single_step:
             return ops.squeeze(context, 1), ops.squeeze(weights, 1)
         return context, weights
