@@ -364,9 +364,10 @@ def fit_seq2seq_bucketed(model, pairs, epochs, batch_size=128, learning_rate=5e-
         on_epoch_end: optional ``f(epoch, logs)`` called after every epoch (e.g. to print).
 
     Returns:
-        ``(history, time)``: ``history`` a dict ``{"loss": [...], "val_loss": [...]}`` of
-        per-epoch means (``course_lib.viz.training_curves`` takes it), and the
-        :class:`TrainingTime` of training (validation excluded).
+        ``(history, time)``: ``history`` a dict ``{"loss": [...], "val_loss": [...],
+        "batch_loss": [...]}`` of per-epoch means (``course_lib.viz.training_curves`` takes
+        it) and of every batch's loss, and the :class:`TrainingTime` of training (validation
+        excluded).
     """
     if seed is not None:
         keras.utils.set_random_seed(seed)
@@ -376,8 +377,26 @@ def fit_seq2seq_bucketed(model, pairs, epochs, batch_size=128, learning_rate=5e-
     model.compile(optimizer=keras.optimizers.Adam(learning_rate, clipnorm=clipnorm),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True,
                                                                   ignore_class=PAD_ID))
-    history = {"loss": []}
-    if validation_pairs is not None:
+    validation_loss = None if validation_pairs is None else (
+        lambda: seq2seq_loss(model, validation_pairs, batch_size=512))
+    return train_bucketed(model, pairs, epochs, batch_size, seed=seed,
+                          validation_loss=validation_loss, max_seconds=max_seconds,
+                          on_epoch_end=on_epoch_end)
+
+
+def train_bucketed(model, pairs, epochs, batch_size, seed=None, validation_loss=None,
+                   max_seconds=None, on_epoch_end=None):
+    """The epoch loop of a compiled sequence-to-sequence ``model`` on length-bucketed batches
+    (:func:`length_bucketed_batches`, reshuffled every epoch from ``seed``, 0 when None), each
+    cut to its longest pair (:func:`trimmed_batch`) and fed with ``train_on_batch``.
+
+    ``validation_loss``, a function of no arguments, is called after every epoch (``val_loss``);
+    ``max_seconds`` and ``on_epoch_end`` as in :func:`fit_seq2seq_bucketed`. Returns
+    ``(history, time)``: ``{"loss", "val_loss", "batch_loss"}`` (per-epoch means weighted by real
+    target tokens; every batch's loss) and the :class:`TrainingTime` of training alone.
+    """
+    history = {"loss": [], "batch_loss": []}
+    if validation_loss is not None:
         history["val_loss"] = []
     seconds = cpu_seconds = 0.0
     for epoch in range(epochs):
@@ -387,13 +406,15 @@ def fit_seq2seq_bucketed(model, pairs, epochs, batch_size=128, learning_rate=5e-
             inputs, targets = trimmed_batch(pairs, index)
             losses.append(float(model.train_on_batch(inputs, targets)))
             weights.append(np.sum(targets != PAD_ID))
+        history["batch_loss"].extend(losses)
         seconds += time.perf_counter() - start
         cpu_seconds += time.process_time() - cpu_start
         history["loss"].append(float(np.average(losses, weights=weights)))
-        if validation_pairs is not None:
-            history["val_loss"].append(seq2seq_loss(model, validation_pairs, batch_size=512))
+        if validation_loss is not None:
+            history["val_loss"].append(validation_loss())
         if on_epoch_end is not None:
-            on_epoch_end(epoch, {name: values[-1] for name, values in history.items()})
+            on_epoch_end(epoch, {name: values[-1] for name, values in history.items()
+                                 if name != "batch_loss"})
         if max_seconds is not None and seconds >= max_seconds:
             break
     return history, TrainingTime(seconds, cpu_seconds)

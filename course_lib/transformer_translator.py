@@ -41,7 +41,6 @@ The shipped weights: ``scripts/train_transformer.py`` trains the model with :dat
 
 import json
 import math
-import time
 import warnings
 from pathlib import Path
 
@@ -55,7 +54,7 @@ from course_lib.layers import (
     TransformerDecoderBlock,
     TransformerEncoderBlock,
 )
-from course_lib.models import TrainingTime, length_bucketed_batches, trimmed_batch
+from course_lib.models import train_bucketed, trimmed_batch
 from course_lib.translation import (
     WEIGHTS_DIR,
     Corpus,
@@ -63,6 +62,7 @@ from course_lib.translation import (
     encode_pairs,
     encode_sources,
     group_references,
+    require_training_vocabularies,
     split_by_source,
 )
 
@@ -354,29 +354,11 @@ def fit_transformer(model, pairs, epochs, batch_size=TRAINING["batch_size"],
     model.compile(optimizer=keras.optimizers.Adam(schedule, beta_2=0.98, epsilon=1e-9,
                                                   clipnorm=clipnorm),
                   loss=MaskedSmoothedCrossEntropy(label_smoothing))
-    history = {"loss": [], "batch_loss": []}
-    if validation_pairs is not None:
-        history["val_loss"] = []
-    wall = cpu = 0.0
-    for epoch in range(epochs):
-        start, cpu_start = time.perf_counter(), time.process_time()
-        losses, weights = [], []
-        for index in length_bucketed_batches(pairs, batch_size, (seed or 0) * 1000 + epoch):
-            inputs, targets = trimmed_batch(pairs, index)
-            losses.append(float(model.train_on_batch(inputs, targets)))
-            weights.append(np.sum(targets != PAD_ID))
-        history["batch_loss"].extend(losses)
-        wall += time.perf_counter() - start
-        cpu += time.process_time() - cpu_start
-        history["loss"].append(float(np.average(losses, weights=weights)))
-        if validation_pairs is not None:
-            history["val_loss"].append(masked_loss(model, validation_pairs))
-        if on_epoch_end is not None:
-            on_epoch_end(epoch, {name: values[-1] for name, values in history.items()
-                                 if name != "batch_loss"})
-        if max_seconds is not None and wall >= max_seconds:
-            break
-    return history, TrainingTime(wall, cpu)
+    validation_loss = None if validation_pairs is None else (
+        lambda: masked_loss(model, validation_pairs))
+    return train_bucketed(model, pairs, epochs, batch_size, seed=seed,
+                          validation_loss=validation_loss, max_seconds=max_seconds,
+                          on_epoch_end=on_epoch_end)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -495,13 +477,7 @@ def load_transformer(corpus, weights_dir=None):
     translate nonsense.
     """
     results = transformer_results(weights_dir)
-    for side in ("source", "target"):
-        stored = results[f"{side}_vocabulary_fingerprint"]
-        found = getattr(corpus, f"{side}_vocabulary").fingerprint()
-        if stored != found:
-            raise ValueError(f"The {side} vocabulary of this corpus ({found}) is not the one "
-                             f"the weights were trained with ({stored}): use load_corpus() "
-                             f"with its defaults.")
+    require_training_vocabularies(corpus, results)
     model = build_transformer(corpus, **results["model"])
     model.load_weights(Path(weights_dir or WEIGHTS_DIR) / results["weights"])
     return model

@@ -551,6 +551,19 @@ def translator_results(weights_dir=None):
     return json.loads(path.read_text(encoding="utf-8"))
 
 
+def require_training_vocabularies(corpus, results):
+    """Raise a ``ValueError`` unless ``corpus`` has the vocabularies that shipped weights were
+    trained with (``results`` holds their fingerprints): other vocabularies would load without
+    error and translate nonsense."""
+    for side in ("source", "target"):
+        stored = results[f"{side}_vocabulary_fingerprint"]
+        found = getattr(corpus, f"{side}_vocabulary").fingerprint()
+        if stored != found:
+            raise ValueError(f"The {side} vocabulary of this corpus ({found}) is not the one "
+                             f"the weights were trained with ({stored}): use load_corpus() "
+                             f"with its defaults.")
+
+
 def load_translator(corpus, attention, weights_dir=None):
     """The trained translator (``"bahdanau"`` or None) with the shipped weights.
 
@@ -559,13 +572,7 @@ def load_translator(corpus, attention, weights_dir=None):
     translate nonsense.
     """
     results = translator_results(weights_dir)
-    for side in ("source", "target"):
-        stored = results[f"{side}_vocabulary_fingerprint"]
-        found = getattr(corpus, f"{side}_vocabulary").fingerprint()
-        if stored != found:
-            raise ValueError(f"The {side} vocabulary of this corpus ({found}) is not the one "
-                             f"the weights were trained with ({stored}): use load_corpus() "
-                             f"with its defaults.")
+    require_training_vocabularies(corpus, results)
     name = "no_attention" if attention is None else attention
     if name not in results["models"]:
         raise ValueError(f"No trained translator with attention {attention!r}; there are "
