@@ -37,12 +37,40 @@ def test_cases_depend_on_the_seed_only(exercise_id):
                                                         strict=True))
 
 
-def test_not_implemented_is_not_done_yet():
-    def softmax_with_temperature(scores, temperature, axis=-1):
+@pytest.mark.parametrize("lesson", sorted({exercise.lesson for exercise in EXERCISES.values()}))
+def test_each_lesson_registers_two_to_four_exercises_numbered_in_order(lesson):
+    ids = [exercise_id for exercise_id in EXERCISES if exercise_id[:2] == lesson]
+    assert 2 <= len(ids) <= 4
+    assert sorted(ids) == [f"{lesson}.{number}" for number in range(1, len(ids) + 1)]
+
+
+@pytest.mark.parametrize("seed", [CHECK_SEED, 0, 1, 2, 3])
+@pytest.mark.parametrize("exercise_id", sorted(EXERCISES))
+def test_each_mistake_is_named_by_its_own_message(exercise_id, seed):
+    """Every registered mistake differs from the answer and is not shadowed by an earlier one,
+    on the self-check's inputs and on other (grading) seeds."""
+    exercise = EXERCISES[exercise_id]
+    assert run_check(exercise_id, exercise.reference, seed=seed).passed
+    for mistake in exercise.mistakes:
+        verdict = run_check(exercise_id, mistake.implementation, seed=seed)
+        assert not verdict.passed and verdict.reason == mistake.message
+
+
+@pytest.mark.parametrize("exercise_id", sorted(EXERCISES))
+def test_messages_are_one_sentence_and_a_hint(exercise_id):
+    for mistake in EXERCISES[exercise_id].mistakes:
+        assert "\n" not in mistake.message and " Hint: " in mistake.message, mistake.message
+
+
+@pytest.mark.parametrize("exercise_id", sorted(EXERCISES))
+def test_not_implemented_is_not_done_yet(exercise_id):
+    def unfinished(*arguments):
         raise NotImplementedError
 
-    reason = reason_for("02.1", softmax_with_temperature)
-    assert reason.startswith("not done yet: `softmax_with_temperature` still raises")
+    name = EXERCISES[exercise_id].function_name
+    assert reason_for(exercise_id, unfinished) == (
+        f"not done yet: `{name}` still raises NotImplementedError. Hint: replace "
+        f"`raise NotImplementedError` with your code.")
 
 
 def test_another_exception_is_named_with_its_message_and_a_hint():

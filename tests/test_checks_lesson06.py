@@ -1,58 +1,19 @@
 """Lesson 06's self-checks name each mistake.
 
 Every wrong function below is a mistake a learner makes, written as a learner would write it; its
-test asserts the sentence the check prints. (tests/test_grading.py grades the solution notebook and
-its learner copy.)
+test asserts the sentence the check prints. (tests/test_checks.py holds what every exercise must
+satisfy; tests/test_grading.py grades the solution notebook and its learner copy.)
 """
 
 import numpy as np
-import pytest
 
 from course_lib.checks import EXERCISES, lesson06, run_check
-from course_lib.checks.core import CHECK_SEED
-
-LESSON06_IDS = ["06.1", "06.2", "06.3"]
 
 
 def reason_for(exercise_id, function):
     verdict = run_check(exercise_id, function)
     assert not verdict.passed, verdict.reason
     return verdict.reason
-
-
-def test_lesson06_is_registered():
-    assert [exercise.exercise_id for exercise in lesson06.EXERCISES] == LESSON06_IDS
-    for exercise in lesson06.EXERCISES:
-        assert EXERCISES[exercise.exercise_id] is exercise
-
-
-@pytest.mark.parametrize("seed", [CHECK_SEED, 0, 1, 2, 3])
-@pytest.mark.parametrize("exercise_id", LESSON06_IDS)
-def test_each_mistake_model_is_named_by_its_own_message(exercise_id, seed):
-    """The mistakes differ from the answer on every seed, and from each other."""
-    exercise = EXERCISES[exercise_id]
-    assert run_check(exercise_id, exercise.reference, seed=seed).passed
-    for mistake in exercise.mistakes:
-        verdict = run_check(exercise_id, mistake.implementation, seed=seed)
-        assert not verdict.passed
-        assert verdict.reason == mistake.message
-
-
-@pytest.mark.parametrize("exercise_id", LESSON06_IDS)
-def test_not_implemented_is_not_done_yet(exercise_id):
-    def unfinished(*arguments):
-        raise NotImplementedError
-
-    name = EXERCISES[exercise_id].function_name
-    assert reason_for(exercise_id, unfinished) == (
-        f"not done yet: `{name}` still raises NotImplementedError. Hint: replace "
-        f"`raise NotImplementedError` with your code.")
-
-
-@pytest.mark.parametrize("exercise_id", LESSON06_IDS)
-def test_messages_are_one_sentence_and_a_hint(exercise_id):
-    for mistake in EXERCISES[exercise_id].mistakes:
-        assert "\n" not in mistake.message and " Hint: " in mistake.message, mistake.message
 
 
 def test_references_agree_with_the_layer_and_with_each_other():

@@ -1,8 +1,9 @@
 """Lesson 08's self-checks name each mistake.
 
 Every wrong function below is a mistake a learner makes; its test asserts the sentence the check
-prints. The references are checked against Keras and our Transformer blocks. (tests/test_grading.py
-grades the solution notebook and its learner copy.)
+prints. The references are checked against Keras and our Transformer blocks. (tests/test_checks.py
+holds what every exercise must satisfy; tests/test_grading.py grades the solution notebook and its
+learner copy.)
 """
 
 import numpy as np
@@ -23,12 +24,6 @@ def reason_for(exercise_id, function):
 def passes(exercise_id, function):
     verdict = run_check(exercise_id, function)
     assert verdict.passed, verdict.reason
-
-
-def test_lesson08_is_registered():
-    assert [exercise.exercise_id for exercise in lesson08.EXERCISES] == LESSON08_IDS
-    for exercise in lesson08.EXERCISES:
-        assert EXERCISES[exercise.exercise_id] is exercise
 
 
 # The learner's form of each answer: 08.2 takes functions, the others arrays.
@@ -58,17 +53,6 @@ def test_each_mistake_is_named_by_its_own_message(exercise_id, seed):
         verdict = run_check(exercise_id, wrong, seed=seed)
         assert not verdict.passed
         assert verdict.reason == message
-
-
-@pytest.mark.parametrize("exercise_id", LESSON08_IDS)
-def test_not_implemented_is_not_done_yet(exercise_id):
-    name = EXERCISES[exercise_id].function_name
-
-    def unfinished(*args):
-        raise NotImplementedError
-
-    assert reason_for(exercise_id, unfinished).startswith(
-        f"not done yet: `{name}` still raises NotImplementedError")
 
 
 # --- The references agree with Keras and with our blocks --------------------------------------

@@ -230,3 +230,36 @@ def test_grader_gives_each_solution_full_marks_and_its_learner_copy_nothing(less
     for exercise_id in exercise_ids:
         assert rows["solution"][f"{exercise_id}_reason"].startswith("passed (")
         assert rows["untouched"][f"{exercise_id}_reason"].startswith("not done yet: `")
+
+
+def test_a_batch_mixing_lessons_grades_each_notebook_on_its_own_exercises(tmp_path):
+    """Solutions and learner copies of three lessons in one folder: the grader grades every
+    notebook on all three lessons' exercises; the other lessons' are "exercise not found"."""
+    lessons = {"01": "01_the_bottleneck.ipynb", "03": "03_bahdanau_attention.ipynb",
+               "04": "04_luong_attention.ipynb"}
+    exercise_ids = sorted(e for e in EXERCISES if e[:2] in lessons)
+    folder = tmp_path / "class"
+    folder.mkdir()
+    for lesson, name in lessons.items():
+        shutil.copyfile(ROOT / "solutions" / name, folder / f"solution_{lesson}.ipynb")
+        shutil.copyfile(ROOT / "notebooks" / "exercises" / name, folder / f"learner_{lesson}.ipynb")
+    result = grade(folder, tmp_path / "grades.csv")
+    assert result.returncode == 0, result.stderr
+    rows = {row["student"]: row for row in
+            csv.DictReader(io.StringIO((tmp_path / "grades.csv").read_text()))}
+    assert set(rows) == {f"{kind}_{lesson}" for kind in ("solution", "learner")
+                         for lesson in lessons}
+    for student, row in rows.items():
+        lesson = student[-2:]
+        assert row["status"] == "ok", row
+        assert int(row["max_total"]) == len(exercise_ids)
+        for exercise_id in exercise_ids:
+            score, reason = int(row[f"{exercise_id}_score"]), row[f"{exercise_id}_reason"]
+            if exercise_id[:2] != lesson:
+                assert (score, reason.split(":")[0]) == (0, "exercise not found"), reason
+            elif student.startswith("solution"):
+                assert score == 1 and reason.startswith("passed ("), reason
+            else:
+                assert score == 0 and reason.startswith("not done yet: `"), reason
+        expected_total = sum(exercise_id[:2] == lesson for exercise_id in exercise_ids)
+        assert int(row["total"]) == (expected_total if student.startswith("solution") else 0)

@@ -365,12 +365,13 @@ MULTI_HEAD_ATTENTION = Exercise(
                 "Your scores are missing the 1/√key_dim scaling. Hint: multiply the queries by "
                 "1 / np.sqrt(key_dim), key_dim = query_kernel.shape[-1]."),
         Mistake(lambda *args: _attention_variant(*args, scale=lambda k, v, d: 1 / np.sqrt(d)),
-                "You scaled the scores by 1/√d_model (the query's depth). Each head's score is a "
-                "dot product of key_dim numbers, so its spread grows like √key_dim: scale by "
-                "1 / np.sqrt(key_dim), key_dim = query_kernel.shape[-1]."),
+                "You scaled the scores by 1/√d_model (the query's depth), but each head's score "
+                "is a dot product of key_dim numbers, so its spread grows like √key_dim. Hint: "
+                "scale by 1 / np.sqrt(key_dim), key_dim = query_kernel.shape[-1]."),
         Mistake(lambda *args: _attention_variant(*args, scale=lambda k, v, d: 1 / np.sqrt(v)),
-                "You scaled the scores by 1/√value_dim. The scores are dot products of queries "
-                "and keys: scale by 1 / np.sqrt(key_dim), key_dim = query_kernel.shape[-1]."),
+                "You scaled the scores by 1/√value_dim, but the scores are dot products of "
+                "queries and keys. Hint: scale by 1 / np.sqrt(key_dim), key_dim = "
+                "query_kernel.shape[-1]."),
         Mistake(lambda *args: _attention_variant(*args, invert_mask=True),
                 "Your mask works the other way round: you attend where the mask is False. "
                 "True means attend (the Keras convention). Hint: np.where(mask[:, None], "
@@ -411,27 +412,29 @@ ATTENTION_PARAMETER_COUNT = Exercise(
     outputs=("parameters",),
     mistakes=(
         Mistake(lambda d, h, k, v, b: _count(d, h, k, v, b, full_width=True),
-                "You gave every head full-width projections (d_model × d_model each). Each head "
-                "projects to key_dim (queries, keys) or value_dim (values) features: a kernel is "
-                "d_model × H × key_dim."),
+                "You gave every head full-width projections (d_model × d_model each). Hint: each "
+                "head projects to key_dim (queries, keys) or value_dim (values) features, so a "
+                "kernel is d_model × H × key_dim."),
         Mistake(lambda d, h, k, v, b: 4 * d * d + (4 * d if b else 0),
                 "You used 4·d² + 4·d, which holds only when key_dim = value_dim = d_model / "
-                "num_heads. Here key_dim and value_dim are given and need not be: count each "
-                "kernel from its shape, (d_model, H, key_dim) and so on."),
+                "num_heads. Hint: key_dim and value_dim are given and need not be that; count "
+                "each kernel from its shape, (d_model, H, key_dim) and so on."),
         Mistake(lambda d, h, k, v, b: _count(d, h, k, v, b, value_as_key=True),
-                "You used key_dim for the values too. The value kernel is (d_model, H, "
+                "You used key_dim for the values too. Hint: the value kernel is (d_model, H, "
                 "value_dim) and the output kernel (H, value_dim, d_model)."),
         Mistake(lambda d, h, k, v, b: _count(d, h, k, v, False),
-                "You left out the biases: with use_bias=True the query and key projections "
-                "have one per head and feature (H × key_dim each), the value projection "
-                "H × value_dim, and the output d_model."),
+                "You left out the biases. Hint: with use_bias=True the query and key "
+                "projections have one per head and feature (H × key_dim each), the value "
+                "projection H × value_dim, and the output d_model."),
         Mistake(lambda d, h, k, v, b: _count(d, h, k, v, b, bias_always=True),
-                "You counted the biases also when use_bias is False."),
+                "You counted the biases also when use_bias is False. Hint: without biases each "
+                "projection is its kernel alone."),
         Mistake(lambda d, h, k, v, b: _count(d, h, k, v, b, output_bias=False),
-                "You left out the output projection's bias (d_model numbers)."),
+                "You left out the output projection's bias. Hint: with use_bias=True it adds "
+                "d_model numbers."),
         Mistake(lambda d, h, k, v, b: _count(d, h, k, v, b, output_projection=False),
-                "You left out the output projection W_O: (H, value_dim, d_model), plus its bias "
-                "of d_model numbers when use_bias is True."),
+                "You left out the output projection W_O. Hint: it is (H, value_dim, d_model), "
+                "plus a bias of d_model numbers when use_bias is True."),
     ),
     shape_hints={"parameters": "a single number"},
     rtol=0.0,
