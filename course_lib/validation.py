@@ -6,6 +6,7 @@ deep inside a backend. Dimensions that are unknown while a model is traced (``No
 checked: they are checked again when real data flows.
 """
 
+import math
 import numbers
 
 from keras import ops
@@ -76,3 +77,18 @@ def require_shape(name, tensor, expected):
     if not shape_matches(shape, expected):
         raise ValueError(f"`{name}` must have shape {tuple(expected)}, received {shape}.")
     return shape
+
+
+def require_positive_int(name, value):
+    """``value`` as an ``int`` when it is a whole number >= 1, else a ``ValueError`` naming it.
+
+    Booleans are refused (``True`` is an ``int`` to Python, but ``units=True`` is a mistake, not
+    one unit), and so are floats with a fractional part: ``2.5`` heads must not become 2.
+    NumPy integers and whole floats (``4.0``, e.g. read from a JSON config) are accepted.
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f"`{name}` must be a positive integer, received {value!r} "
+                         f"of type {type(value).__name__}.")
+    if not math.isfinite(value) or value != int(value) or value < 1:
+        raise ValueError(f"`{name}` must be a positive integer, received {value!r}.")
+    return int(value)
