@@ -236,6 +236,17 @@ def test_changing_later_tokens_changes_no_earlier_logit(tiny_gpt):
 
 
 @pytest.mark.backends
+def test_a_new_token_changes_only_its_own_cache_slot(tiny_gpt):
+    prompt = np.array([[3, 1, 4, 1, 5]], "int32")
+    _, cache = tiny_gpt.call_with_cache(prompt, tiny_gpt.empty_cache(1, 8), 0)
+    caches = [numpy(tiny_gpt.call_with_cache(np.array([[token]], "int32"), cache, 5)[1])
+              for token in (2, 7)]
+    for new_cache in caches:
+        np.testing.assert_array_equal(new_cache[:, :, :, :5], numpy(cache)[:, :, :, :5])
+    assert np.abs(caches[0][:, :, :, 5] - caches[1][:, :, :, 5]).max() > 1e-3
+
+
+@pytest.mark.backends
 def test_gpt_survives_save_and_load(tiny_gpt, tmp_path):
     ids = np.random.default_rng(8).integers(0, VOCABULARY, size=(2, 9)).astype("int32")
     tiny_gpt.save(tmp_path / "gpt.keras")
