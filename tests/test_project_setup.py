@@ -88,3 +88,39 @@ def test_every_data_set_keeps_its_source_and_attribution():
         assert source.is_file(), f"{folder.name} has no SOURCE.md"
         assert re.search(r"licen[cs]e", source.read_text(), re.IGNORECASE)
         assert f"datasets/{folder.name}/" in readme, f"README does not credit {folder.name}"
+
+
+def repository_text_files():
+    """Every text file the repository ships (data sets excepted): code, notebooks, docs."""
+    skipped = {".git", ".venv", "datasets", "weights", "__pycache__", "build"}
+    for path in ROOT.rglob("*"):
+        relative = path.relative_to(ROOT)
+        if path.is_file() and not skipped & set(relative.parts) and path.suffix in {
+                ".py", ".ipynb", ".md", ".toml", ".yml", ".cfg", ".txt", ""}:
+            yield relative, path.read_text(encoding="utf-8", errors="replace")
+
+
+OUTSIDE_REFERENCES = re.compile(r"design §|design section|COURSE_DESIGN|\.\./shared/")
+
+
+def test_the_repository_refers_to_no_document_outside_it():
+    found = [f"{relative}: {match.group(0)!r}" for relative, text in repository_text_files()
+             if relative.name != Path(__file__).name
+             for match in OUTSIDE_REFERENCES.finditer(text)]
+    assert not found, "State the fact, or link a page in docs/: " + "; ".join(found)
+
+
+def test_every_docs_page_that_is_named_exists():
+    named = {(relative, match.group(1)) for relative, text in repository_text_files()
+             for match in re.finditer(r"\bdocs/([\w-]+\.md)", text)}
+    missing = sorted(f"{relative} names docs/{page}" for relative, page in named
+                     if not (ROOT / "docs" / page).is_file())
+    assert named and not missing, missing
+
+
+def test_the_library_names_every_one_of_its_modules():
+    described = (ROOT / "course_lib" / "__init__.py").read_text()
+    modules = [p.stem for p in (ROOT / "course_lib").glob("*.py") if p.stem != "__init__"]
+    packages = [p.name for p in (ROOT / "course_lib").iterdir() if (p / "__init__.py").is_file()]
+    unnamed = [name for name in modules + packages if f"``course_lib.{name}``" not in described]
+    assert not unnamed, f"course_lib/__init__.py does not describe: {unnamed}"
