@@ -318,7 +318,7 @@ def test_nothing_of_the_attacks_is_left_running(batch):
     assert batch.survivors == []
 
 
-def test_the_flood_of_output_does_not_reach_the_grader_s_output(batch):
+def test_the_flood_of_output_never_reaches_the_graders_terminal(batch):
     for run in batch.runs:
         assert len(run.stdout) + len(run.stderr) < 100_000
 

@@ -70,8 +70,8 @@ class Run:
 
     ``status`` is ``ok``, ``timeout``, ``memory``, ``processes`` or ``crashed``; ``report`` is
     the worker's report (empty when none came back); ``exchange_dir`` holds whatever outputs
-    came back;
-    ``grader_error`` is set when the failure was the grader's (no kernel could be started).
+    came back; ``grader_error`` is set when the failure was the grader's (no kernel could be
+    started).
     """
 
     status: str
