@@ -43,7 +43,7 @@ FIXTURES = ROOT / "tests" / "fixtures" / "submissions"
 ATTACKS = ROOT / "tests" / "fixtures" / "attacks"
 EXERCISE_IDS = ["02.1", "02.2", "02.3", "02.4"]
 BATCH_SIZE = 30
-TIMEOUT_S = 25  # the infinite loop costs this much; every other fixture takes a few seconds
+TIMEOUT_S = 25  # the infinite loop costs this much; the others take seconds (the flood most)
 MEMORY_MB = 600  # a kernel and its worker use about 200 MB
 
 PASSED = (1, "passed (")
@@ -112,6 +112,7 @@ EXPECTED_ATTACKS = {
                                            "by SIGKILL before it wrote its report.")),
     "detached_process": ("ok", every(*PASSED)),
     "fork_storm": ("processes", every(0, "stopped for running more than 100 processes at once")),
+    "fills_tmp": ("memory", every(0, f"using more than {MEMORY_MB} MB of memory")),
     "floods_stdout": ("ok", every(*PASSED)),
 }
 GRADED = {**EXPECTED, **EXPECTED_ATTACKS}
@@ -293,7 +294,7 @@ def test_grading_twice_gives_identical_csv(batch):
 
 def test_summary_is_printed(batch):
     summary = batch.runs[0].stdout
-    assert ("30 submissions: 23 ok, 1 timeout, 1 memory, 1 processes, 3 crashed, "
+    assert ("30 submissions: 22 ok, 1 timeout, 2 memory, 1 processes, 3 crashed, "
             "1 invalid_notebook") in summary
     assert any(line.startswith("full_marks") and line.endswith("4/4")
                for line in summary.splitlines())
