@@ -39,8 +39,8 @@ import numpy as np
 from keras import ops
 
 from course_lib.layers.decoder_only_block import DecoderOnlyBlock
-from course_lib.models import TrainingTime
 from course_lib.shakespeare import consecutive_windows, random_windows
+from course_lib.training import TrainingTime
 from course_lib.validation import require_positive_int, require_rank, static_shape
 
 ROOT = Path(__file__).resolve().parent.parent

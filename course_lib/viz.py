@@ -10,6 +10,8 @@ import math
 import matplotlib.pyplot as plt
 import numpy as np
 from keras import ops
+from matplotlib.colors import ListedColormap
+from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
 
@@ -207,9 +209,6 @@ def mask_heatmap(mask, key_tokens=None, query_tokens=None, title="Attention mask
         key_tokens: labels of the columns; query_tokens: labels of the rows.
         legend: add a two-entry legend, "attend (True)" and "masked (False)".
     """
-    from matplotlib.colors import ListedColormap
-    from matplotlib.patches import Patch
-
     mask = _as_numpy(mask)
     _check_labels(mask, query_tokens, key_tokens)
     if not np.isin(mask, (0, 1)).all():

@@ -21,7 +21,7 @@ from course_lib.layers import (
     TransformerEncoderBlock,
 )
 
-ATOL = 1e-5  # design §5: equality tests use float32 and atol 1e-5
+ATOL = 1e-5  # equality with Keras: float32, atol 1e-5 (docs/conventions.md, section 2)
 BATCH = 2
 
 
@@ -86,7 +86,8 @@ def assert_differ(first, second, min_difference=1e-3):
 
 @contextlib.contextmanager
 def plain_keras_attention():
-    """Keras's reference attention without flash attention (design §5), restored afterwards."""
+    """Keras's reference attention without flash attention (``flash_attention=False`` does not
+    turn it off: docs/conventions.md, section 2), restored afterwards."""
     was_enabled = keras.config.is_flash_attention_enabled()
     keras.config.disable_flash_attention()
     try:

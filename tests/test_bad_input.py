@@ -1,6 +1,7 @@
 """Bad input is rejected with a ``ValueError`` whose message names the shapes received
-(design §4): wrong rank, mismatched batch or length, a mask of the wrong shape, ``d_model`` not
-divisible by the number of heads, and weights copied from a layer that does not match."""
+(docs/conventions.md, section 4): wrong rank, mismatched batch or length, a mask of the wrong
+shape, ``d_model`` not divisible by the number of heads, and weights copied from a layer that
+does not match."""
 
 import re
 

@@ -7,6 +7,7 @@
 import numpy as np
 
 from course_lib.checks.core import Case, Exercise, Mistake, NamedOutputs, sums_to_one
+from course_lib.numpy_softmax import softmax
 
 # --- References -----------------------------------------------------------------------------
 
@@ -14,22 +15,13 @@ from course_lib.checks.core import Case, Exercise, Mistake, NamedOutputs, sums_t
 def softmax_with_temperature(scores, temperature, axis=-1):
     """softmax(scores / temperature) along ``axis``, shifted by the maximum so exp() cannot
     overflow."""
-    scaled = np.asarray(scores, dtype=np.float64) / temperature
-    exponentials = np.exp(scaled - np.max(scaled, axis=axis, keepdims=True))
-    return exponentials / np.sum(exponentials, axis=axis, keepdims=True)
+    return softmax(np.asarray(scores, dtype=np.float64) / temperature, axis=axis)
 
 
 def masked_softmax(scores, mask):
     """Softmax along the last axis over the keys where ``mask`` is True; a row with no such key
     gets zeros."""
-    scores = np.asarray(scores, dtype=np.float64)
-    mask = np.broadcast_to(mask, scores.shape)
-    kept = np.where(mask, scores, -np.inf)
-    row_max = np.max(kept, axis=-1, keepdims=True)
-    row_max = np.where(np.isfinite(row_max), row_max, 0.0)  # fully masked rows: nothing to shift
-    exponentials = np.where(mask, np.exp(kept - row_max), 0.0)
-    totals = np.sum(exponentials, axis=-1, keepdims=True)
-    return np.divide(exponentials, totals, out=np.zeros_like(exponentials), where=totals > 0)
+    return softmax(scores, mask=mask)
 
 
 def attention_lookup(query, keys, values, temperature=1.0):

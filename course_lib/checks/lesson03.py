@@ -9,6 +9,7 @@ from collections import Counter
 import numpy as np
 
 from course_lib.checks.core import Exercise, Mistake
+from course_lib.numpy_softmax import softmax
 
 # --- References -----------------------------------------------------------------------------
 
@@ -121,11 +122,6 @@ def _precision_cases(rng):
 # --- Wrong implementations that the checks recognise ------------------------------------------
 
 
-def _softmax_over_keys(scores):
-    exponentials = np.exp(scores - scores.max(axis=-1, keepdims=True))
-    return exponentials / exponentials.sum(axis=-1, keepdims=True)
-
-
 def _counted(precision_of_counts):
     """A precision computed from the two n-gram counters, 0.0 for a candidate without n-grams
     (so that a mistake is recognised whether or not the short case is handled)."""
@@ -187,7 +183,7 @@ ADDITIVE_SCORES = Exercise(
                     (query @ W1)[:, :, None, :] + (keys @ W2)[:, None, :, :]).sum(axis=-1),
                 "You summed the tanh layer's units instead of weighting them by v. Hint: "
                 "multiply by v (hidden @ v) rather than summing over the last axis."),
-        Mistake(lambda query, keys, W1, W2, v: _softmax_over_keys(
+        Mistake(lambda query, keys, W1, W2, v: softmax(
                     additive_scores(query, keys, W1, W2, v)),
                 "You returned the attention weights (a softmax over the keys); this exercise "
                 "asks for the scores e before the softmax. Hint: leave out the softmax."),

@@ -13,6 +13,7 @@ weights the softmax over the window ``[p_t - D, p_t + D]`` by a Gaussian of stan
 import numpy as np
 
 from course_lib.checks.core import Case, Exercise, Mistake, NamedOutputs
+from course_lib.numpy_softmax import softmax
 
 # --- References -----------------------------------------------------------------------------
 
@@ -44,15 +45,6 @@ def predicted_positions(query, W_p, v_p, source_mask):
     return lengths / (1 + np.exp(-activation))
 
 
-def _window_softmax(scores, window):
-    kept = np.where(window, scores, -np.inf)
-    row_max = np.max(kept, axis=-1, keepdims=True)
-    row_max = np.where(np.isfinite(row_max), row_max, 0.0)
-    exponentials = np.where(window, np.exp(kept - row_max), 0.0)
-    totals = np.sum(exponentials, axis=-1, keepdims=True)
-    return np.divide(exponentials, totals, out=np.zeros_like(exponentials), where=totals > 0)
-
-
 def _local_p(scores, positions, source_mask, D, *, sigma=None, centre=None, window_centre=None,
              use_window=True, use_mask=True, gaussian=True, renormalise=False,
              softmax_over_sentence=False):
@@ -64,9 +56,9 @@ def _local_p(scores, positions, source_mask, D, *, sigma=None, centre=None, wind
     near = np.abs(source - (positions if window_centre is None else window_centre(positions)))
     window = (near <= D) & real if use_window else np.broadcast_to(real, scores.shape)
     if softmax_over_sentence:
-        weights = _window_softmax(scores, np.broadcast_to(real, scores.shape)) * window
+        weights = softmax(scores, mask=real) * window
     else:
-        weights = _window_softmax(scores, window)
+        weights = softmax(scores, mask=window)
     if gaussian:
         sigma = D / 2 if sigma is None else sigma
         offset = source - (positions if centre is None else centre(positions))
@@ -145,11 +137,6 @@ def _local_p_cases(rng):
 # --- Wrong implementations and diagnoses ------------------------------------------------------
 
 
-def _softmax_over_keys(scores):
-    exponentials = np.exp(scores - scores.max(axis=-1, keepdims=True))
-    return exponentials / exponentials.sum(axis=-1, keepdims=True)
-
-
 def _unclipped_slices(target_length, source_length, D):
     """The window written with slices whose start is not clipped at 0: a negative start counts
     from the end, so the first steps' windows come out empty."""
@@ -215,7 +202,7 @@ CONCAT_SCORE = Exercise(
                     + (keys @ W[query.shape[-1]:])[:, None, :, :]).sum(axis=-1),
                 "You summed the hidden units instead of weighting them by v. Hint: multiply by "
                 "v (hidden @ v) rather than summing over the last axis."),
-        Mistake(lambda query, keys, W, v: _softmax_over_keys(concat_score(query, keys, W, v)),
+        Mistake(lambda query, keys, W, v: softmax(concat_score(query, keys, W, v)),
                 "You returned the attention weights (a softmax over the keys); this exercise "
                 "asks for the scores before the softmax. Hint: leave out the softmax."),
     ),

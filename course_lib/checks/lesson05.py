@@ -8,6 +8,7 @@
 import numpy as np
 
 from course_lib.checks.core import Case, Exercise, Mistake, NamedOutputs
+from course_lib.numpy_softmax import softmax
 
 # --- References -----------------------------------------------------------------------------
 
@@ -101,21 +102,16 @@ def decoder_mask_cases(rng):
     ]
 
 
-def _softmax_rows(scores):
-    exponentials = np.exp(scores - scores.max(axis=-1, keepdims=True))
-    return exponentials / exponentials.sum(axis=-1, keepdims=True)
-
-
 def jacobian_cases(rng):
     """One row of weights (a plain vector), a batch of rows, rows with a batch and a head axis,
     and a batch holding a one-hot row (a saturated softmax: Jacobian 0) and a uniform row."""
-    extremes = _softmax_rows(rng.normal(size=(3, 5)))
+    extremes = softmax(rng.normal(size=(3, 5)))
     extremes[0] = np.eye(5)[int(rng.integers(5))]
     extremes[1] = 0.2
     return [
-        {"weights": _softmax_rows(rng.normal(size=4))},
-        {"weights": _softmax_rows(2 * rng.normal(size=(3, 6)))},
-        {"weights": _softmax_rows(rng.normal(size=(2, 2, 3)))},
+        {"weights": softmax(rng.normal(size=4))},
+        {"weights": softmax(2 * rng.normal(size=(3, 6)))},
+        {"weights": softmax(rng.normal(size=(2, 2, 3)))},
         {"weights": extremes},
     ]
 

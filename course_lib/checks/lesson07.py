@@ -12,6 +12,7 @@ key), ``(d, H, value_dim)`` (value) and ``(H, value_dim, d_out)`` (output); quer
 import numpy as np
 
 from course_lib.checks.core import Case, Exercise, Mistake, NamedOutputs, sums_to_one
+from course_lib.numpy_softmax import softmax
 
 # --- References -----------------------------------------------------------------------------
 
@@ -31,12 +32,6 @@ def merge_heads(x):
     return np.swapaxes(x, -2, -3).reshape(*leading, length, heads * depth)
 
 
-def _masked_softmax(scores, mask):
-    kept = np.where(mask, scores, -np.inf)
-    exponentials = np.where(mask, np.exp(kept - kept.max(axis=-1, keepdims=True)), 0.0)
-    return exponentials / exponentials.sum(axis=-1, keepdims=True)
-
-
 def multi_head_attention(query, value, query_kernel, key_kernel, value_kernel, output_kernel,
                          mask):
     """Multi-head attention of ``query`` over ``value`` (keys = values' inputs), no biases, as
@@ -47,7 +42,7 @@ def multi_head_attention(query, value, query_kernel, key_kernel, value_kernel, o
     keys = np.einsum("bvd,dhk->bhvk", value, key_kernel)
     values = np.einsum("bvd,dhk->bhvk", value, value_kernel)
     scores = queries @ np.swapaxes(keys, -1, -2)  # (B, H, Tq, Tv)
-    weights = _masked_softmax(scores, np.asarray(mask, dtype=bool)[..., None, :, :])
+    weights = softmax(scores, mask=np.asarray(mask, dtype=bool)[..., None, :, :])
     heads = weights @ values  # (B, H, Tq, value_dim)
     return np.einsum("bhqv,hvo->bqo", heads, output_kernel), weights
 
@@ -126,7 +121,7 @@ def _attention_variant(query, value, query_kernel, key_kernel, value_kernel, out
         mask = np.ones_like(mask)
     if invert_mask:
         mask = ~mask
-    kept = np.where(mask, scores, -np.inf)
+    kept = np.where(mask, scores, -np.inf)  # as learners write it: an empty row gives NaN
     exponentials = np.exp(kept - kept.max(axis=softmax_axis, keepdims=True))
     weights = exponentials / exponentials.sum(axis=softmax_axis, keepdims=True)
     merged = merge(weights @ values)  # (B, Tq, H * value_dim)
