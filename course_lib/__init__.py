@@ -6,9 +6,9 @@ it instead of re-pasting it. One concept per module:
 Attention itself
     - ``course_lib.attention``: score functions, the masked softmax, scaled dot-product
       attention, padding and causal masks (``keras.ops``).
-    - ``course_lib.layers``: Keras 3 layers (Bahdanau, Luong, local, multi-head attention,
-      sinusoidal positions, Transformer encoder and decoder blocks), each equal to its Keras or
-      keras-hub counterpart where one exists.
+    - ``course_lib.layers``: Keras 3 layers (Bahdanau, Luong, local, multi-head attention and
+      its key/value-cached form, sinusoidal positions, Transformer encoder and decoder blocks),
+      each equal to its Keras or keras-hub counterpart where one exists.
     - ``course_lib.numpy_softmax``: the same softmax in NumPy, for checks and NumPy lessons.
     - ``course_lib.validation``: the input checks whose ``ValueError`` names what was wrong.
 
@@ -25,6 +25,10 @@ Data and models the lessons train
     - ``course_lib.shipped_weights``: reading (and writing) the weights in ``weights/``.
     - ``course_lib.sentiment``: the sentiment sentences of lesson 06.
     - ``course_lib.tasks``: the synthetic token tasks and attention classifier of lesson 07.
+    - ``course_lib.shakespeare``: Tiny Shakespeare as characters (vocabulary, split, windows).
+    - ``course_lib.gpt``: lesson 09's character-level GPT, its training and its shipped weights.
+    - ``course_lib.generation``: greedy, temperature, top-k and top-p decoding, and the
+      generation loop with or without a key/value cache.
 
 Notebooks, exercises and grading
     - ``course_lib.notebook``: the first cell of every lesson (``setup``).

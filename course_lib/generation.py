@@ -35,6 +35,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from course_lib.numpy_softmax import softmax
 from course_lib.validation import require_positive_int
 
 
@@ -51,9 +52,7 @@ def temperature_distribution(logits, temperature=1.0):
     if not temperature > 0:
         raise ValueError(f"`temperature` must be positive, received {temperature!r}; use "
                          f"greedy decoding for the limit τ → 0.")
-    scaled = _logits_array(logits) / temperature
-    exponentials = np.exp(scaled - scaled.max(axis=-1, keepdims=True))
-    return exponentials / exponentials.sum(axis=-1, keepdims=True)
+    return softmax(_logits_array(logits) / temperature)
 
 
 def top_k_distribution(logits, k, temperature=1.0):

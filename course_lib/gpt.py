@@ -8,7 +8,8 @@ part                 computation
 ===================  ==========================================================================
 embedding            ``x_t = E_tok[id_t] + E_pos[t]``: a learned vector per character and per
                      position ``t < context_length`` (absolute, learned, as GPT-2), dropout
-blocks               ``N`` × ``course_lib.layers.DecoderOnlyBlock``: pre-LN causal
+blocks               ``N`` × lesson 08's ``course_lib.layers.TransformerDecoderBlock``
+                     built without cross-attention, pre-LN (``normalize_first=True``): causal
                      self-attention and a GELU feed-forward net, each with a residual
 final norm           ``LayerNorm`` after the last block (a pre-LN stack's output is not
                      normalised otherwise)
@@ -38,13 +39,13 @@ import keras
 import numpy as np
 from keras import ops
 
-from course_lib.layers.decoder_only_block import DecoderOnlyBlock
+from course_lib.layers.transformer import TransformerDecoderBlock
 from course_lib.shakespeare import consecutive_windows, random_windows
+from course_lib.shipped_weights import load_shipped_weights
 from course_lib.training import TrainingTime
 from course_lib.validation import require_positive_int, require_rank, static_shape
 
 ROOT = Path(__file__).resolve().parent.parent
-WEIGHTS_DIR = ROOT / "weights"
 WEIGHTS_FILE = "gpt_shakespeare.weights.h5"
 RESULTS_DIR = ROOT / "notebooks" / "results"
 RESULTS_FILE = "09_gpt_training.json"
@@ -94,17 +95,22 @@ class GPT(keras.Model):
         self.activation = keras.activations.serialize(keras.activations.get(activation))
         self.layer_norm_epsilon = float(layer_norm_epsilon)
         initializer = keras.initializers.RandomNormal(stddev=0.02)   # GPT-2's
+        # Every sublayer takes the model's dtype policy (float32 weights, half-precision
+        # compute under a mixed policy), as Keras's own models do.
+        policy = self.dtype_policy
         self.token_embedding = keras.layers.Embedding(
             self.vocabulary_size, self.d_model, embeddings_initializer=initializer,
-            name="token_embedding")
+            dtype=policy, name="token_embedding")
         self.position_embedding = keras.layers.Embedding(
             self.context_length, self.d_model, embeddings_initializer=initializer,
-            name="position_embedding")
-        self.embedding_dropout = keras.layers.Dropout(self.dropout, name="embedding_dropout")
+            dtype=policy, name="position_embedding")
+        self.embedding_dropout = keras.layers.Dropout(self.dropout, dtype=policy,
+                                                      name="embedding_dropout")
         self.blocks = [self.make_block(index) for index in range(self.num_layers)]
         self.final_layer_norm = keras.layers.LayerNormalization(
-            epsilon=self.layer_norm_epsilon, name="final_layer_norm")
-        self.output_head = keras.layers.Dense(self.vocabulary_size, name="output_head")
+            epsilon=self.layer_norm_epsilon, dtype=policy, name="final_layer_norm")
+        self.output_head = keras.layers.Dense(self.vocabulary_size, dtype=policy,
+                                              name="output_head")
 
     @property
     def head_dim(self):
@@ -113,10 +119,11 @@ class GPT(keras.Model):
     def make_block(self, index):
         """Block ``index`` of the stack; a variant of the model (other attention, other
         positions) overrides this, and :meth:`embed`, rather than the whole model."""
-        return DecoderOnlyBlock(self.intermediate_dim, self.num_heads, dropout=self.dropout,
-                                activation=self.activation,
-                                layer_norm_epsilon=self.layer_norm_epsilon,
-                                name=f"block_{index}")
+        return TransformerDecoderBlock(self.intermediate_dim, self.num_heads,
+                                       dropout=self.dropout, normalize_first=True,
+                                       activation=self.activation,
+                                       layer_norm_epsilon=self.layer_norm_epsilon,
+                                       dtype=self.dtype_policy, name=f"block_{index}")
 
     def build(self, input_shape=None):
         x_shape = (None, None, self.d_model)
@@ -164,13 +171,14 @@ class GPT(keras.Model):
         x = self.embed(token_ids, start_position=cache_update_index)
         layer_caches = []
         for index, block in enumerate(self.blocks):
-            x, layer_cache = block(x, cache=cache[:, index],
-                                   cache_update_index=cache_update_index)
+            x, layer_cache = block(x, self_attention_cache=cache[:, index],
+                                   self_attention_cache_update_index=cache_update_index)
             layer_caches.append(layer_cache)
         return self.logits(x), ops.stack(layer_caches, axis=1)
 
     def empty_cache(self, batch_size, length=None):
-        """Zeros ``(B, num_layers, 2, length, num_heads, head_dim)`` (float32) for
+        """Zeros ``(B, num_layers, 2, length, num_heads, head_dim)`` (in the model's compute
+        dtype: float32, or the half type of a mixed policy) for
         :meth:`call_with_cache`; ``length`` defaults to ``context_length`` and may not exceed
         it (a learned position table has no row beyond it)."""
         batch_size = require_positive_int("batch_size", batch_size)
@@ -180,7 +188,7 @@ class GPT(keras.Model):
             raise ValueError(f"A cache of {length} positions is longer than the model's "
                              f"context_length={self.context_length}.")
         return ops.zeros((batch_size, self.num_layers, 2, length, self.num_heads,
-                          self.head_dim), dtype="float32")
+                          self.head_dim), dtype=self.compute_dtype)
 
     def attention_weights(self, token_ids):
         """Every block's attention weights on ``token_ids (B, T)``: a list of ``num_layers``
@@ -243,12 +251,14 @@ class WarmupCosine(keras.optimizers.schedules.LearningRateSchedule):
     to ``peak · final_fraction`` at ``total_steps``. ``s`` counts from 1."""
 
     def __init__(self, peak, warmup_steps, total_steps, final_fraction=0.1):
-        if not 0 <= warmup_steps < total_steps:
-            raise ValueError(f"Need 0 <= warmup_steps < total_steps, received "
-                             f"{warmup_steps} and {total_steps}.")
+        warmup_steps = require_positive_int("warmup_steps", warmup_steps, minimum=0)
+        total_steps = require_positive_int("total_steps", total_steps)
+        if warmup_steps >= total_steps:
+            raise ValueError(f"Need warmup_steps < total_steps, received {warmup_steps} and "
+                             f"{total_steps}.")
         self.peak = float(peak)
-        self.warmup_steps = int(warmup_steps)
-        self.total_steps = int(total_steps)
+        self.warmup_steps = warmup_steps
+        self.total_steps = total_steps
         self.final_fraction = float(final_fraction)
 
     def __call__(self, step):
@@ -290,7 +300,7 @@ def validation_loss(model, ids, length=None, batch_size=64, max_windows=None):
     """
     length = model.context_length if length is None else length
     inputs, targets = consecutive_windows(ids, length)
-    if max_windows is not None and max_windows < len(inputs):
+    if max_windows is not None and require_positive_int("max_windows", max_windows) < len(inputs):
         chosen = np.linspace(0, len(inputs) - 1, max_windows).round().astype(int)
         inputs, targets = inputs[chosen], targets[chosen]
     batch_size = min(require_positive_int("batch_size", batch_size), len(inputs))
@@ -327,6 +337,8 @@ def fit_gpt(model, train_ids, steps, batch_size=TRAINING["batch_size"],
         alone (wall and CPU seconds, evaluations excluded).
     """
     steps = require_positive_int("steps", steps)
+    if eval_every is not None:
+        require_positive_int("eval_every", eval_every)
     if seed is not None:
         keras.utils.set_random_seed(seed)
     rng = np.random.default_rng(seed)
@@ -381,6 +393,5 @@ def load_gpt(corpus, weights_dir=None, results_dir=None):
         raise ValueError(f"The shipped weights were trained with the character vocabulary "
                          f"{trained_with}, not this corpus's "
                          f"{corpus.vocabulary.fingerprint()}.")
-    model = build_gpt(len(corpus.vocabulary), **results["model"])
-    model.load_weights(Path(weights_dir or WEIGHTS_DIR) / results["weights"])
-    return model
+    return load_shipped_weights(build_gpt(len(corpus.vocabulary), **results["model"]),
+                                results["weights"], weights_dir)

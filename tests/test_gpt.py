@@ -1,12 +1,14 @@
-"""Lesson 09's library: the cached attention layer, the decoder-only block, the GPT model,
-generation with and without a cache, the samplers, and the Tiny Shakespeare data.
+"""Lesson 09's library: the cached attention layer, lesson 08's decoder block with a cache, the
+GPT model and its shipped weights, generation with and without a cache, the samplers, and the
+Tiny Shakespeare data.
 
-Equality with keras_hub (``CachedMultiHeadAttention``, ``TransformerDecoder(normalize_first=True)``
-with a cache, the samplers' distributions), the KV cache's defining property (cached generation
-gives the tokens of uncached generation), causal no-leak, save/load and bad input, on
+Equality with keras_hub (``CachedMultiHeadAttention``, ``TransformerDecoder`` with a cache, the
+samplers' distributions), the KV cache's defining property (cached generation gives the tokens
+of uncached generation), causal no-leak (also under the cache), save/load and bad input, on
 TensorFlow and JAX (``@pytest.mark.backends``).
 """
 
+import dataclasses
 from unittest import mock
 
 import keras
@@ -17,7 +19,7 @@ from keras import ops
 from course_lib import generation, gpt, shakespeare
 from course_lib.layers import TransformerDecoderBlock
 from course_lib.layers.cached_attention import CachedMultiHeadAttention, cache_visibility
-from course_lib.layers.decoder_only_block import DecoderOnlyBlock
+from course_lib.shipped_weights import WEIGHTS_DIR
 
 TINY = {"context_length": 12, "num_layers": 2, "num_heads": 2, "d_model": 16,
         "intermediate_dim": 32, "dropout": 0.0}
@@ -39,14 +41,6 @@ def tiny_gpt():
     model = gpt.build_gpt(VOCABULARY, seed=0, **TINY)
     randomize(model, seed=1)
     return model
-
-
-def keras_hub_decoder(x, seed):
-    keras_hub = pytest.importorskip("keras_hub")
-    theirs = keras_hub.layers.TransformerDecoder(32, 4, normalize_first=True, activation="gelu")
-    theirs(x)
-    randomize(theirs, seed)
-    return theirs
 
 
 # ---------------------------------------------------------------------------------------------
@@ -128,82 +122,75 @@ def test_cached_attention_needs_value_dim_equal_to_key_dim():
 
 
 # ---------------------------------------------------------------------------------------------
-# DecoderOnlyBlock
+# Lesson 08's decoder block with a self-attention cache
 
 
 @pytest.mark.backends
-def test_block_equals_keras_hub_decoder_with_and_without_cache():
+@pytest.mark.parametrize("cross_attention", [False, True], ids=["decoder_only", "with_cross"])
+def test_decoder_block_with_a_cache_equals_keras_hub(cross_attention):
+    """Cached steps equal the full pass, and keras_hub's cached steps (keras_hub wants a cache of
+    the cross-attention's keys too, which our block recomputes: compared with its full pass)."""
+    keras_hub = pytest.importorskip("keras_hub")
     rng = np.random.default_rng(2)
     x = rng.normal(size=(2, 6, 16)).astype("float32")
-    theirs = keras_hub_decoder(x, seed=4)
-    ours = DecoderOnlyBlock(32, 4)
+    encoder = (rng.normal(size=(2, 3, 16)).astype("float32"),) if cross_attention else ()
+    theirs = keras_hub.layers.TransformerDecoder(32, 4, normalize_first=True, activation="gelu")
+    theirs(x, *encoder)
+    randomize(theirs, seed=4)
+    ours = TransformerDecoderBlock(32, 4, normalize_first=True, activation="gelu")
     ours.copy_weights_from(theirs)
-    full = numpy(ours(x))
-    np.testing.assert_allclose(full, numpy(theirs(x)), rtol=0, atol=1e-5)
+    full = numpy(ours(x, *encoder))
+    np.testing.assert_allclose(full, numpy(theirs(x, *encoder)), rtol=0, atol=1e-5)
 
     our_cache = their_cache = np.zeros((2, 2, 6, 4, 4), "float32")
     for start, stop in ((0, 2), (2, 3), (3, 4), (4, 5), (5, 6)):
-        ours_step, our_cache = ours(x[:, start:stop], cache=our_cache,
-                                    cache_update_index=start)
-        theirs_step, their_cache = theirs(x[:, start:stop], self_attention_cache=their_cache,
-                                          self_attention_cache_update_index=start)
-        np.testing.assert_allclose(numpy(ours_step), numpy(theirs_step), rtol=0, atol=1e-5)
+        ours_step, our_cache = ours(x[:, start:stop], *encoder, self_attention_cache=our_cache,
+                                    self_attention_cache_update_index=start)
         np.testing.assert_allclose(numpy(ours_step), full[:, start:stop], rtol=0, atol=1e-5)
-    np.testing.assert_allclose(numpy(our_cache), numpy(their_cache), rtol=0, atol=1e-5)
+        if not cross_attention:
+            theirs_step, their_cache = theirs(x[:, start:stop], self_attention_cache=their_cache,
+                                              self_attention_cache_update_index=start)
+            np.testing.assert_allclose(numpy(ours_step), numpy(theirs_step), rtol=0, atol=1e-5)
+    if not cross_attention:
+        np.testing.assert_allclose(numpy(our_cache), numpy(their_cache), rtol=0, atol=1e-5)
 
 
 @pytest.mark.backends
-def test_block_is_lesson_08s_pre_ln_decoder_block_without_cross_attention():
-    rng = np.random.default_rng(3)
-    x = rng.normal(size=(2, 5, 16)).astype("float32")
-    theirs = keras_hub_decoder(x, seed=5)
-    ours = DecoderOnlyBlock(32, 4)
-    ours.copy_weights_from(theirs)
-    lesson08 = TransformerDecoderBlock(32, 4, normalize_first=True, activation="gelu")
-    lesson08.copy_weights_from(theirs)
-    np.testing.assert_allclose(numpy(ours(x)), numpy(lesson08(x)), rtol=0, atol=1e-5)
-
-
-@pytest.mark.backends
-def test_block_returns_causal_attention_weights():
-    rng = np.random.default_rng(4)
-    x = rng.normal(size=(1, 5, 16)).astype("float32")
-    block = DecoderOnlyBlock(32, 4)
-    y, weights = block(x, return_attention_scores=True)
+def test_decoder_block_with_a_cache_returns_causal_weights_over_the_cache():
+    x = np.random.default_rng(4).normal(size=(1, 2, 16)).astype("float32")
+    block = TransformerDecoderBlock(32, 4, normalize_first=True)
+    block.build(x.shape)
+    cache = np.random.default_rng(5).normal(size=(1, 2, 6, 4, 4)).astype("float32")
+    y, weights, new_cache = block(x, self_attention_cache=cache,
+                                  self_attention_cache_update_index=3,
+                                  return_attention_scores=True)
     weights = numpy(weights)
-    assert weights.shape == (1, 4, 5, 5)
+    assert weights.shape == (1, 4, 2, 6) and numpy(new_cache).shape == cache.shape
     np.testing.assert_allclose(weights.sum(-1), 1.0, atol=1e-5)
-    assert np.all(np.triu(weights[0, 0], k=1) == 0)
-    np.testing.assert_allclose(numpy(y), numpy(block(x)), rtol=0, atol=1e-6)
+    assert np.all(weights[..., 0, 4:] == 0) and np.all(weights[..., 1, 5:] == 0)  # j <= 3 + i
+    assert np.all(weights[..., 1, :5] > 0)
+    y_alone, _ = block(x, self_attention_cache=cache, self_attention_cache_update_index=3)
+    np.testing.assert_allclose(numpy(y), numpy(y_alone), rtol=0, atol=1e-6)
 
 
 @pytest.mark.backends
-def test_block_bad_input():
-    with pytest.raises(ValueError, match="divisible by num_heads=3"):
-        DecoderOnlyBlock(32, 3)(np.ones((1, 2, 16), "float32"))
-    with pytest.raises(ValueError, match="`num_heads` must be a positive integer"):
-        DecoderOnlyBlock(32, 2.5)
-    block = DecoderOnlyBlock(32, 4)
-    with pytest.raises(ValueError, match="must have rank 3"):
-        block(np.ones((2, 16), "float32"))
-    keras_hub = pytest.importorskip("keras_hub")
-    with_cross = keras_hub.layers.TransformerDecoder(32, 4, normalize_first=True)
-    with_cross(np.ones((1, 2, 16), "float32"), np.ones((1, 3, 16), "float32"))
-    with pytest.raises(ValueError, match="has cross-attention"):
-        DecoderOnlyBlock(32, 4).copy_weights_from(with_cross)
-
-
-@pytest.mark.backends
-def test_block_survives_save_and_load(tmp_path):
-    inputs = keras.Input((5, 16))
-    block = DecoderOnlyBlock(32, 4, name="block")
-    model = keras.Model(inputs, block(inputs))
-    randomize(model, seed=6)
-    x = np.random.default_rng(5).normal(size=(2, 5, 16)).astype("float32")
-    model.save(tmp_path / "block.keras")
-    loaded = keras.models.load_model(tmp_path / "block.keras")
-    assert loaded.get_layer("block").get_config() == block.get_config()
-    np.testing.assert_allclose(numpy(loaded(x)), numpy(model(x)), rtol=0, atol=1e-6)
+def test_decoder_block_cache_bad_input():
+    block = TransformerDecoderBlock(32, 4)
+    x = np.ones((2, 1, 16), "float32")
+    cache = np.zeros((2, 2, 5, 4, 4), "float32")
+    with pytest.raises(ValueError, match="give no `decoder_padding_mask`"):
+        block(x, decoder_padding_mask=np.ones((2, 1), bool), self_attention_cache=cache,
+              self_attention_cache_update_index=0)
+    with pytest.raises(ValueError, match="keep `use_causal_mask=True`"):
+        block(x, use_causal_mask=False, self_attention_cache=cache,
+              self_attention_cache_update_index=0)
+    with pytest.raises(ValueError, match="without a `self_attention_cache`"):
+        block(x, self_attention_cache_update_index=0)
+    with pytest.raises(ValueError, match="needs a `cache_update_index`"):
+        block(x, self_attention_cache=cache)
+    with pytest.raises(ValueError, match=r"\(2, 2, 5, 4, 4\), received \(2, 2, 5, 2, 8\)"):
+        block(x, self_attention_cache=cache.reshape(2, 2, 5, 2, 8),
+              self_attention_cache_update_index=0)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -271,6 +258,20 @@ def test_gpt_bad_input(tiny_gpt):
         gpt.GPT(VOCABULARY, 8, num_layers=True)
     with pytest.raises(ValueError, match="Unknown sizes"):
         gpt.build_gpt(VOCABULARY, layers=2)
+
+
+def test_the_shipped_gpt_scores_what_its_record_says(corpus):
+    results = gpt.gpt_results()
+    model = gpt.load_gpt(corpus)
+    assert model.count_params() == results["parameters"]
+    assert (WEIGHTS_DIR / results["weights"]).stat().st_size == results["weights_bytes"]
+    windows = results["curve"]["validation_windows"]
+    loss = gpt.validation_loss(model, corpus.validation_ids, max_windows=windows)
+    assert loss == pytest.approx(results["curve"]["validation_loss"][-1], abs=0.005)
+    assert results["validation_loss"] <= 1.70                       # lesson 09's target
+    other = dataclasses.replace(corpus, vocabulary=shakespeare.CharVocabulary("abc"))
+    with pytest.raises(ValueError, match="trained with the character vocabulary"):
+        gpt.load_gpt(other)
 
 
 # ---------------------------------------------------------------------------------------------

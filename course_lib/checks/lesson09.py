@@ -13,21 +13,16 @@ called the same way.
 import numpy as np
 
 from course_lib.checks.core import Case, Exercise, Mistake, NamedOutputs, sums_to_one
+from course_lib.numpy_softmax import softmax
 
 # --- References -----------------------------------------------------------------------------
-
-
-def _softmax(scores, axis=-1):
-    shifted = scores - np.max(scores, axis=axis, keepdims=True)
-    exponentials = np.exp(shifted)
-    return exponentials / exponentials.sum(axis=axis, keepdims=True)
 
 
 def top_p_filter(logits, p, temperature):
     """``softmax(logits / temperature)`` kept on the nucleus (the most likely tokens, up to and
     including the one whose running total reaches ``p``; Holtzman et al. 2020), renormalised,
     in the vocabulary's order; ``logits`` ``(..., V)``."""
-    probabilities = _softmax(np.asarray(logits, dtype=np.float64) / temperature)
+    probabilities = softmax(np.asarray(logits, dtype=np.float64) / temperature)
     order = np.argsort(-probabilities, axis=-1, kind="stable")
     ranked = np.take_along_axis(probabilities, order, axis=-1)
     mass_before = np.cumsum(ranked, axis=-1) - ranked
@@ -57,7 +52,7 @@ def cached_attention_step(x, cache_keys, cache_values, index, Wq, Wk, Wv, Wo, nu
     scores = split(x @ Wq) @ np.swapaxes(split(keys), -1, -2) / np.sqrt(head_dim)
     slots = np.arange(keys.shape[1])
     visible = slots[None, :] <= index + np.arange(length)[:, None]          # (T, S)
-    weights = _softmax(np.where(visible, scores, -np.inf))                  # (B, H, T, S)
+    weights = softmax(scores, mask=visible)                                 # (B, H, T, S)
     heads = weights @ split(values)                                         # (B, H, T, hd)
     merged = np.swapaxes(heads, 1, 2).reshape(batch, length, depth)
     return merged @ Wo, keys, values
@@ -143,7 +138,7 @@ def _top_p_variant(rule="reference", temperature_after=False, temperature_power=
     def wrong(logits, p, temperature):
         logits = np.asarray(logits, dtype=np.float64)
         scale = 1.0 if temperature_after else temperature ** temperature_power
-        probabilities = _softmax(logits * scale)
+        probabilities = softmax(logits * scale)
         order = np.argsort(probabilities if least_likely_first else -probabilities, axis=-1,
                            kind="stable")
         ranked = np.take_along_axis(probabilities, order, axis=-1)
@@ -160,7 +155,7 @@ def _top_p_variant(rule="reference", temperature_after=False, temperature_power=
         else:
             keep = np.zeros(probabilities.shape, dtype=bool)
             np.put_along_axis(keep, order, keep_ranked, axis=-1)
-            source = _softmax(logits / temperature) if temperature_after else probabilities
+            source = softmax(logits / temperature) if temperature_after else probabilities
             kept = np.where(keep, source, 0.0)
         return kept / kept.sum(axis=-1, keepdims=True) if renormalise else kept
 
@@ -195,7 +190,7 @@ def _attention_variant(write_at=0, see_up_to=0, update_cache=True, mask=True, sc
             visible = visible & (slots >= index)
         if not mask:
             visible = np.ones_like(visible)
-        weights = _softmax(np.where(visible, scores, -np.inf))
+        weights = softmax(scores, mask=visible)
         attended = weights @ split(values)
         if transpose_heads:
             merged = np.swapaxes(attended, 1, 2).reshape(batch, length, depth)
@@ -273,17 +268,17 @@ def top_p_cases(rng):
     cases = []
     logits = _spread_logits(rng, (12,), 6.0)
     temperature = 2.0
-    probabilities = _softmax(logits / temperature)
+    probabilities = softmax(logits / temperature)
     cases.append({"logits": logits, "p": _between_totals(probabilities, 3),
                   "temperature": temperature})
     logits = _spread_logits(rng, (3, 9), 5.0)
     temperature = 0.5
-    probabilities = _softmax(logits[0] / temperature)
+    probabilities = softmax(logits[0] / temperature)
     cases.append({"logits": logits, "p": _between_totals(probabilities, 1),
                   "temperature": temperature})
     logits = _spread_logits(rng, (2, 10), 4.0)
     temperature = 0.7
-    top = np.sort(_softmax(logits / temperature), axis=-1)[:, -1].min()
+    top = np.sort(softmax(logits / temperature), axis=-1)[:, -1].min()
     cases.append({"logits": logits, "p": float(top * rng.uniform(0.3, 0.9)),
                   "temperature": temperature})
     return cases

@@ -7,7 +7,6 @@ with a ``ValueError`` naming the shapes, and, where Keras has a counterpart, off
 
 from course_lib.layers.bahdanau import BahdanauAttention
 from course_lib.layers.cached_attention import CachedMultiHeadAttention
-from course_lib.layers.decoder_only_block import DecoderOnlyBlock
 from course_lib.layers.local_attention import LocalAttention
 from course_lib.layers.luong import LuongAttention
 from course_lib.layers.multi_head_attention import MultiHeadAttention
@@ -18,7 +17,6 @@ from course_lib.layers.transformer import TransformerDecoderBlock, TransformerEn
 __all__ = [
     "BahdanauAttention",
     "CachedMultiHeadAttention",
-    "DecoderOnlyBlock",
     "LocalAttention",
     "LuongAttention",
     "MultiHeadAttention",

@@ -18,14 +18,8 @@ import keras
 from keras import ops
 
 from course_lib.attention import masked_softmax
-from course_lib.layers.multi_head_attention import MultiHeadAttention
+from course_lib.layers.multi_head_attention import MultiHeadAttention, project_heads
 from course_lib.validation import require_rank, require_same_dim, static_shape
-
-
-def _project(inputs, kernel, bias):
-    """``(B, T, D) → (B, T, H, depth)``: one projection of every head at once."""
-    projected = ops.einsum("btd,dhk->bthk", inputs, kernel)
-    return projected if bias is None else projected + bias
 
 
 def cache_visibility(query_length, cache_length, cache_update_index):
@@ -83,14 +77,14 @@ class CachedMultiHeadAttention(MultiHeadAttention):
                                (query_mask, value_mask, key_mask))
         query_length, cache_length = ops.shape(query)[1], ops.shape(cache)[2]
 
-        queries = _project(query, self.query_kernel, self._bias("query"))
-        queries = queries * (1.0 / math.sqrt(self.key_dim))
-        new_keys = _project(key, self.key_kernel, self._bias("key"))          # (B, T, H, dk)
-        new_values = _project(value, self.value_kernel, self._bias("value"))  # (B, T, H, dk)
+        queries = project_heads(query, self.query_kernel, self.query_bias)      # (B, T, H, dk)
+        queries = queries * ops.cast(1.0 / math.sqrt(self.key_dim), queries.dtype)
+        new_keys = project_heads(key, self.key_kernel, self.key_bias)           # (B, T, H, dk)
+        new_values = project_heads(value, self.value_kernel, self.value_bias)   # (B, T, H, dk)
         start = [0, cache_update_index, 0, 0]
         keys = ops.slice_update(cache[:, 0], start, ops.cast(new_keys, cache.dtype))
         values = ops.slice_update(cache[:, 1], start, ops.cast(new_values, cache.dtype))
-        cache = ops.stack([keys, values], axis=1)                    # (B, 2, S, H, dk)
+        cache = ops.stack([keys, values], axis=1)                               # (B, 2, S, H, dk)
 
         mask = cache_visibility(query_length, cache_length, cache_update_index)  # (T, S)
         if attention_mask is not None:
@@ -104,9 +98,6 @@ class CachedMultiHeadAttention(MultiHeadAttention):
         if return_attention_scores:
             return output, weights, cache
         return output, cache
-
-    def _bias(self, role):
-        return getattr(self, f"{role}_bias") if self.use_bias else None
 
     def _check_cache_call(self, query, value, key, cache, cache_update_index, padding_masks):
         if cache_update_index is None:
