@@ -34,14 +34,14 @@ CLASSES = 10
 
 # The lesson's sizes: the three models have about 18,000 weights each.
 VIT_SIZES = {"patch_size": 2, "hidden_dim": 32, "num_heads": 4, "intermediate_dim": 64,
-             "num_layers": 2}
+             "num_layers": 2, "dropout": 0.1}
 MLP_UNITS = 100
 CNN_FILTERS = (32, 32, 32)
 TRAINING = {"epochs": 60, "batch_size": 32, "learning_rate": 2e-3}
 
 
 def build_vit(patch_size=2, hidden_dim=32, num_heads=4, intermediate_dim=64, num_layers=2,
-              dropout=0.0, image_shape=IMAGE_SHAPE, classes=CLASSES):
+              dropout=0.1, image_shape=IMAGE_SHAPE, classes=CLASSES):
     """A Vision Transformer: patches, a class token, learned positions, pre-LN encoder blocks,
     a LayerNorm and a linear head on the class token. Layers are named ``patch_embedding``,
     ``class_token``, ``position_embedding``, ``encoder_1`` … ``encoder_L``, ``final_norm``,
