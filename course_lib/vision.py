@@ -14,8 +14,10 @@ logits ``(B, 10)``.
 - :func:`build_cnn`: 3 × 3 convolutions and a max-pool, global average pooling, a dense head;
   it is built for images (locality, the same filter everywhere).
 
-:func:`vit_attention_model` returns, for a built ViT, a model that gives each block's
-self-attention weights ``(B, H, 1 + N, 1 + N)``, the input of :mod:`course_lib.attention_maps`.
+:func:`build_vit_with_attention` also returns a model, sharing the ViT's layers, that gives each
+block's self-attention weights ``(B, H, 1 + N, 1 + N)``, the input of
+:mod:`course_lib.attention_maps`; :func:`load_shipped_vit` loads the weights that
+``scripts/digits_classifiers.py`` ships.
 """
 
 import keras
@@ -27,6 +29,7 @@ from course_lib.layers import (
     PatchEmbedding,
     TransformerEncoderBlock,
 )
+from course_lib.shipped_weights import load_shipped_weights
 from course_lib.validation import require_positive_int
 
 IMAGE_SHAPE = (8, 8, 1)
@@ -38,41 +41,44 @@ VIT_SIZES = {"patch_size": 2, "hidden_dim": 32, "num_heads": 4, "intermediate_di
 MLP_UNITS = 100
 CNN_FILTERS = (32, 32, 32)
 TRAINING = {"epochs": 60, "batch_size": 32, "learning_rate": 2e-3}
+SHIPPED_WEIGHTS = "vit_digits.weights.h5"
 
 
-def build_vit(patch_size=2, hidden_dim=32, num_heads=4, intermediate_dim=64, num_layers=2,
-              dropout=0.1, image_shape=IMAGE_SHAPE, classes=CLASSES):
+def build_vit_with_attention(patch_size=2, hidden_dim=32, num_heads=4, intermediate_dim=64,
+                             num_layers=2, dropout=0.1, image_shape=IMAGE_SHAPE,
+                             classes=CLASSES):
     """A Vision Transformer: patches, a class token, learned positions, pre-LN encoder blocks,
     a LayerNorm and a linear head on the class token. Layers are named ``patch_embedding``,
     ``class_token``, ``position_embedding``, ``encoder_1`` … ``encoder_L``, ``final_norm``,
-    ``head``."""
+    ``head``.
+
+    Returns:
+        ``(model, attention_model)``: ``(B, H, W, C) → logits (B, classes)`` and, sharing its
+        layers, ``(B, H, W, C) →`` the list of each block's self-attention weights
+        ``(B, heads, T, T)``, ``T = 1 + N``, token 0 the class token.
+    """
     num_layers = require_positive_int("num_layers", num_layers)
     patch_embedding = PatchEmbedding(patch_size, hidden_dim, name="patch_embedding")
     _, patches, _ = patch_embedding.compute_output_shape((None, *image_shape))
     images = keras.Input(image_shape, name="images")
     x = ClassToken(name="class_token")(patch_embedding(images))  # (B, 1 + N, D)
     x = x + LearnedPositionEmbedding(1 + patches, name="position_embedding")(x)
+    maps = []
     for index in range(1, num_layers + 1):
-        x = TransformerEncoderBlock(intermediate_dim, num_heads, dropout=dropout,
-                                    normalize_first=True, activation="gelu",
-                                    name=f"encoder_{index}")(x)
+        block = TransformerEncoderBlock(intermediate_dim, num_heads, dropout=dropout,
+                                        normalize_first=True, activation="gelu",
+                                        name=f"encoder_{index}")
+        x, weights = block(x, return_attention_scores=True)  # (B, T, D), (B, heads, T, T)
+        maps.append(weights)
     x = keras.layers.LayerNormalization(epsilon=1e-6, name="final_norm")(x)
     logits = keras.layers.Dense(classes, name="head")(x[:, 0])  # the class token
-    return keras.Model(images, logits, name="vit")
+    return (keras.Model(images, logits, name="vit"),
+            keras.Model(images, maps, name="vit_attention"))
 
 
-def vit_attention_model(vit):
-    """A model sharing ``vit``'s layers that returns the list of its blocks' self-attention
-    weights, ``[(B, H, T, T)] * L`` with ``T = 1 + N`` (token 0 the class token)."""
-    images = keras.Input(vit.input_shape[1:])
-    x = vit.get_layer("class_token")(vit.get_layer("patch_embedding")(images))
-    x = x + vit.get_layer("position_embedding")(x)
-    maps = []
-    blocks = [layer for layer in vit.layers if layer.name.startswith("encoder_")]
-    for block in blocks:
-        x, weights = block(x, return_attention_scores=True)
-        maps.append(weights)
-    return keras.Model(images, maps, name="vit_attention")
+def build_vit(**sizes):
+    """The ViT of :func:`build_vit_with_attention` alone (the same arguments)."""
+    return build_vit_with_attention(**sizes)[0]
 
 
 def build_mlp(units=MLP_UNITS, image_shape=IMAGE_SHAPE, classes=CLASSES):
@@ -118,6 +124,14 @@ def fit_classifier(model, data, epochs=TRAINING["epochs"], batch_size=TRAINING["
     return model.fit(data.train_images, data.train_labels, batch_size=batch_size, epochs=epochs,
                      validation_data=(data.validation_images, data.validation_labels),
                      shuffle=True, verbose=0)
+
+
+def load_shipped_vit():
+    """``(model, attention_model)`` with the ViT weights shipped in ``weights/`` (the first seed
+    of ``scripts/digits_classifiers.py``)."""
+    model, attention_model = build_vit_with_attention(**VIT_SIZES)
+    load_shipped_weights(model, SHIPPED_WEIGHTS)
+    return model, attention_model
 
 
 def accuracy(model, images, labels):
