@@ -16,7 +16,8 @@ baselines                  :func:`persistence_forecast` (next year = this year),
                            :func:`fit_linear_autoregression` (least squares on the ``L`` lags)
 neural models              :func:`build_attention_forecaster` (one query from the last year,
                            keys and values from the window, learned positions) and
-                           :func:`build_gru_forecaster`; :func:`fit_forecaster` trains either
+                           :func:`build_gru_forecaster`; :func:`fit_forecaster` trains either;
+                           :func:`load_shipped_attention_forecaster` loads the shipped one
 =========================  ========================================================================
 
 Shapes: a window batch is ``(B, L)``, oldest year first, so column ``L − k`` holds lag ``k``
@@ -32,6 +33,7 @@ import numpy as np
 from keras import ops
 
 from course_lib.layers import LearnedPositionEmbedding, MultiHeadAttention
+from course_lib.shipped_weights import load_shipped_weights
 from course_lib.validation import require_positive_int
 
 SUNSPOTS_FILE = (Path(__file__).resolve().parent.parent / "datasets" / "timeseries"
@@ -44,6 +46,7 @@ FIRST_TEST_YEAR = 1959
 ATTENTION_SIZES = {"d_model": 16, "num_heads": 2, "hidden_units": 32}
 GRU_UNITS = 16
 TRAINING = {"epochs": 100, "batch_size": 32, "learning_rate": 3e-3}
+SHIPPED_WEIGHTS = "sunspot_attention.weights.h5"
 
 
 def load_sunspots(path=None):
@@ -180,6 +183,14 @@ def build_attention_forecaster(window=WINDOW, d_model=16, num_heads=2, hidden_un
     forecast = keras.layers.Dense(1, name="forecast")(hidden)[:, 0]  # (B,)
     return (keras.Model(inputs, forecast, name="attention_forecaster"),
             keras.Model(inputs, weights, name="attention_weights"))
+
+
+def load_shipped_attention_forecaster():
+    """``(model, weights_model)`` of :func:`build_attention_forecaster` with the weights
+    shipped in ``weights/`` (the first seed of ``scripts/sunspot_forecasts.py``)."""
+    model, weights_model = build_attention_forecaster(WINDOW, **ATTENTION_SIZES)
+    load_shipped_weights(model, SHIPPED_WEIGHTS)
+    return model, weights_model
 
 
 def build_gru_forecaster(window=WINDOW, units=GRU_UNITS):

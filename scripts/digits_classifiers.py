@@ -36,7 +36,6 @@ MODELS = ["vit", "mlp", "cnn"]
 SEEDS = [0, 1, 2, 3, 4]
 ROOT = Path(__file__).resolve().parent.parent
 OUTPUT = ROOT / "notebooks" / "results" / "12_digits_classifiers.json"
-WEIGHTS_FILE = "vit_digits.weights.h5"
 
 
 def run(name, seed, data):
@@ -65,12 +64,12 @@ def run(name, seed, data):
 
 def ship(model, data, weights_dir):
     """Save ``model``'s weights as float16 and measure the shipped weights' test accuracy."""
-    path = Path(weights_dir) / WEIGHTS_FILE
+    path = Path(weights_dir) / vision.SHIPPED_WEIGHTS
     model.save_weights(path)
     store_float16(path)
     shipped = vision.build_vit()
     shipped.load_weights(path)
-    return {"file": f"weights/{WEIGHTS_FILE}", "bytes": path.stat().st_size,
+    return {"file": f"weights/{vision.SHIPPED_WEIGHTS}", "bytes": path.stat().st_size,
             "test_accuracy": round(vision.accuracy(shipped, data.test_images,
                                                    data.test_labels), 4)}
 

@@ -37,7 +37,6 @@ from course_lib.training import Stopwatch  # noqa: E402
 SEEDS = [0, 1, 2, 3, 4]
 ROOT = Path(__file__).resolve().parent.parent
 OUTPUT = ROOT / "notebooks" / "results" / "12_sunspot_forecasts.json"
-WEIGHTS_FILE = "sunspot_attention.weights.h5"
 
 
 def errors(predictions, targets):
@@ -77,13 +76,13 @@ def run(name, seed, windows, scale):
 def ship(model, windows, scale, weights_dir):
     """Save the attention forecaster as float16 and score the shipped weights again."""
     mean, std = scale
-    path = Path(weights_dir) / WEIGHTS_FILE
+    path = Path(weights_dir) / fc.SHIPPED_WEIGHTS
     model.save_weights(path)
     store_float16(path)
     shipped, _ = fc.build_attention_forecaster(fc.WINDOW, **fc.ATTENTION_SIZES)
     shipped.load_weights(path)
     predictions = shipped.predict((windows.test_inputs - mean) / std, verbose=0) * std + mean
-    return {"file": f"weights/{WEIGHTS_FILE}", "bytes": path.stat().st_size,
+    return {"file": f"weights/{fc.SHIPPED_WEIGHTS}", "bytes": path.stat().st_size,
             **errors(predictions, windows.test_targets)}
 
 

@@ -25,47 +25,73 @@ def reason_for(exercise_id, function):
 
 def test_patch_tokens_reference_is_a_strided_convolution_plus_class_token_and_positions():
     for case in EXERCISES["12.1"].cases(CHECK_SEED):
-        p, _, _, depth = case["kernel"].shape
-        conv = keras.layers.Conv2D(depth, p, strides=p)
+        ph, pw, _, depth = case["kernel"].shape
+        conv = keras.layers.Conv2D(depth, (ph, pw), strides=(ph, pw))
         conv.build(case["images"].shape)
         conv.set_weights([case["kernel"], case["bias"]])
         convolved = ops.convert_to_numpy(conv(case["images"].astype("float32")))
-        layer = PatchEmbedding(p, depth)
-        layer.copy_weights_from(conv)
-        patches = ops.convert_to_numpy(layer(case["images"].astype("float32")))
-        np.testing.assert_allclose(patches, convolved.reshape(len(convolved), -1, depth),
-                                   atol=1e-5)
         tokens = lesson12.patch_tokens(*case.values())
-        np.testing.assert_allclose(tokens[:, 1:], patches + case["positions"][1:], atol=1e-5)
+        np.testing.assert_allclose(
+            tokens[:, 1:], convolved.reshape(len(convolved), -1, depth) + case["positions"][1:],
+            atol=1e-5)
         np.testing.assert_allclose(tokens[:, 0], np.broadcast_to(
             case["class_token"] + case["positions"][0], tokens[:, 0].shape), atol=1e-12)
+        if ph == pw:  # the library's layer cuts square patches
+            layer = PatchEmbedding(ph, depth)
+            layer.copy_weights_from(conv)
+            patches = ops.convert_to_numpy(layer(case["images"].astype("float32")))
+            np.testing.assert_allclose(tokens[:, 1:], patches + case["positions"][1:],
+                                       atol=1e-5)
 
 
-def test_rollout_and_distance_references_are_the_librarys():
+def test_rollout_heatmap_reference_is_the_librarys_rollout_read_at_the_class_token():
     for case in EXERCISES["12.2"].cases(CHECK_SEED):
-        maps = case["attention_maps"]
-        np.testing.assert_allclose(ops.convert_to_numpy(attention_rollout(list(maps))),
-                                   lesson12.attention_rollout(maps), atol=1e-5)
+        maps, rows, columns, p = case.values()
+        rollout = ops.convert_to_numpy(attention_rollout(list(maps)))  # (B, T, T)
+        shares = rollout[:, 0, 1:] / rollout[:, 0, 1:].sum(axis=-1, keepdims=True)
+        heatmap = lesson12.rollout_heatmap(*case.values())
+        for row in range(rows):
+            for column in range(columns):
+                patch = heatmap[:, row * p:(row + 1) * p, column * p:(column + 1) * p]
+                expected = shares[:, row * columns + column, None, None]
+                np.testing.assert_allclose(patch, np.broadcast_to(expected, patch.shape),
+                                           atol=1e-6)
+
+
+def test_distance_by_patch_reference_averages_to_the_librarys_mean_attention_distance():
     for case in EXERCISES["12.4"].cases(CHECK_SEED):
         grid = (case["grid_rows"], case["grid_columns"])
         ours = mean_attention_distance(case["weights"], grid, case["patch_size"])
-        np.testing.assert_allclose(ops.convert_to_numpy(ours),
-                                   lesson12.mean_attention_distance(*case.values()), rtol=1e-5)
+        by_patch = lesson12.attention_distance_by_patch(*case.values())  # (H, rows, columns)
+        np.testing.assert_allclose(ops.convert_to_numpy(ours), by_patch.mean(axis=(1, 2)),
+                                   rtol=1e-5)
 
 
-def test_forecast_windows_reference_is_the_librarys():
+def test_one_step_forecast_windows_are_the_librarys():
     for case in EXERCISES["12.3"].cases(CHECK_SEED):
-        windows = forecasting.forecast_windows(*case.values())
+        series, window, _, first_test_index = case.values()
+        windows = forecasting.forecast_windows(series, window, first_test_index)
+        one_step = lesson12.forecast_windows(series, window, 1, first_test_index)
         for ours, theirs in zip((windows.train_inputs, windows.train_targets,
-                                 windows.test_inputs, windows.test_targets),
-                                lesson12.forecast_windows(*case.values()), strict=True):
-            np.testing.assert_array_equal(ours, theirs)
+                                 windows.test_inputs, windows.test_targets), one_step,
+                                strict=True):
+            np.testing.assert_array_equal(ours, theirs.reshape(ours.shape))
+
+
+def test_no_training_target_reaches_the_test_period_and_no_test_pair_starts_before_it():
+    series = np.arange(40.0)  # value = index
+    train_inputs, train_targets, test_inputs, test_targets = lesson12.forecast_windows(
+        series, 5, 3, 25)
+    assert train_targets.max() == 24 and test_targets[:, 0].min() == 25
+    np.testing.assert_array_equal(train_inputs[:, -1] + 1, train_targets[:, 0])
+    np.testing.assert_array_equal(test_inputs[:, -1] + 1, test_targets[:, 0])
+    assert len(train_targets) + len(test_targets) == 40 - 5 - 3 + 1 - 2  # two straddle
 
 
 # --- Diagnoses read from the outputs ----------------------------------------------------------
 
 
-def test_a_class_token_without_its_position_and_without_bias_is_named_by_token_0():
+def test_a_class_token_without_its_position_and_more_is_named_by_token_0():
     def patch_tokens(images, kernel, bias, class_token, positions):
         tokens = lesson12.patch_tokens(images, kernel, bias, class_token, positions)
         tokens[:, 0] -= positions[0]  # forgot the class token's position...
@@ -75,31 +101,28 @@ def test_a_class_token_without_its_position_and_without_bias_is_named_by_token_0
         "Your token 0 is not the class token plus positions[0].")
 
 
-def test_rollout_rows_that_do_not_sum_to_one_are_named():
-    def attention_rollout(attention_maps):
-        maps = np.asarray(attention_maps)
-        rollout = None
-        for block in maps:
-            mixed = block.mean(axis=1) + np.eye(maps.shape[-1])   # never re-normalised
-            rollout = mixed if rollout is None else mixed @ rollout
-        return rollout
+def test_patch_shares_that_do_not_sum_to_one_are_named():
+    def rollout_heatmap(attention_maps, grid_rows, grid_columns, patch_size):
+        return 2.0 * lesson12.rollout_heatmap(attention_maps, grid_rows, grid_columns,
+                                              patch_size)
 
-    assert reason_for("12.2", attention_rollout).startswith(
-        "Your `rollout` do not sum to 1 along the input tokens")
+    assert reason_for("12.2", rollout_heatmap).startswith(
+        "Your patch shares sum to 2…2 per image, not 1.")
 
 
 def test_distances_beyond_the_grid_are_named():
-    def mean_attention_distance(weights, grid_rows, grid_columns, patch_size):
-        right = lesson12.mean_attention_distance(weights, grid_rows, grid_columns, patch_size)
+    def attention_distance_by_patch(weights, grid_rows, grid_columns, patch_size):
+        right = lesson12.attention_distance_by_patch(weights, grid_rows, grid_columns,
+                                                     patch_size)
         return right * 10.0
 
-    assert "lies between 0 and its diagonal" in reason_for("12.4", mean_attention_distance)
+    assert "lies between 0 and its diagonal" in reason_for("12.4", attention_distance_by_patch)
 
 
-def test_a_window_split_that_drops_the_last_test_pair_gets_a_shape_message():
-    def forecast_windows(series, window, first_test_index):
-        *rest, test_inputs, test_targets = lesson12.forecast_windows(series, window,
+def test_a_split_that_drops_the_last_test_pair_gets_a_shape_message():
+    def forecast_windows(series, window, horizon, first_test_index):
+        *rest, test_inputs, test_targets = lesson12.forecast_windows(series, window, horizon,
                                                                      first_test_index)
-        return (*rest, test_inputs[:-1], test_targets[:-1])
+        return (*rest, test_inputs[1:], test_targets[1:])
 
     assert reason_for("12.3", forecast_windows).startswith("Your `test_inputs` has shape")

@@ -80,12 +80,21 @@ def random_maps(shape, seed):
     return softmax(2.0 * np.random.default_rng(seed).normal(size=shape)).astype("float32")
 
 
-def test_rollout_equals_the_exercise_reference_and_rows_sum_to_one():
+def numpy_rollout(maps):
+    """Abnar & Zuidema's rollout written out: ``Ã_L ⋯ Ã_1``, ``Ã = rownorm(½ Ā + ½ I)``."""
+    result = np.eye(maps.shape[-1])
+    for block in maps:  # (B, H, T, T), the lowest block first
+        mixed = 0.5 * block.mean(axis=1) + 0.5 * np.eye(maps.shape[-1])
+        result = (mixed / mixed.sum(axis=-1, keepdims=True)) @ result
+    return result
+
+
+def test_rollout_equals_the_product_written_out_and_rows_sum_to_one():
     maps = random_maps((3, 2, 4, 5, 5), 9)  # (L, B, H, T, T)
     rollout = to_numpy(attention_rollout(list(maps)))
-    np.testing.assert_allclose(rollout, lesson12.attention_rollout(maps), rtol=0, atol=1e-5)
+    np.testing.assert_allclose(rollout, numpy_rollout(maps), rtol=0, atol=1e-5)
     np.testing.assert_allclose(rollout.sum(axis=-1), 1.0, atol=1e-5)
-    assert_differ(rollout, lesson12.attention_rollout(maps[::-1]))  # the order matters
+    assert_differ(rollout, numpy_rollout(maps[::-1]))  # the order matters
 
 
 def test_rollout_without_residual_is_the_product_and_with_full_residual_the_identity():
@@ -96,11 +105,11 @@ def test_rollout_without_residual_is_the_product_and_with_full_residual_the_iden
     np.testing.assert_allclose(identity, np.broadcast_to(np.eye(4), (1, 4, 4)), atol=1e-6)
 
 
-def test_mean_attention_distance_equals_the_exercise_reference():
+def test_mean_attention_distance_is_the_mean_of_the_exercises_map_by_patch():
     weights = random_maps((2, 3, 1 + 6, 1 + 6), 11)
     ours = to_numpy(mean_attention_distance(weights, (2, 3), patch_size=2))
-    np.testing.assert_allclose(ours, lesson12.mean_attention_distance(weights, 2, 3, 2),
-                               rtol=1e-5, atol=1e-5)
+    by_patch = lesson12.attention_distance_by_patch(weights, 2, 3, 2)  # (H, 2, 3)
+    np.testing.assert_allclose(ours, by_patch.mean(axis=(1, 2)), rtol=1e-5, atol=1e-5)
     assert ours.shape == (3,)
 
 
