@@ -169,8 +169,18 @@ def build_attention_forecaster(window=WINDOW, d_model=16, num_heads=2, hidden_un
     Returns:
         ``(model, weights_model)``: ``(B, L) → (B,)`` and, sharing its layers, ``(B, L) →
         (B, H, 1, L)``.
+
+    Raises:
+        ValueError: a count that is not a positive integer, or ``d_model`` not a multiple of
+            ``num_heads`` (each head gets ``d_model / num_heads`` dimensions).
     """
     window = require_positive_int("window", window)
+    d_model = require_positive_int("d_model", d_model)
+    num_heads = require_positive_int("num_heads", num_heads)
+    hidden_units = require_positive_int("hidden_units", hidden_units)
+    if d_model % num_heads:
+        raise ValueError(f"`d_model` ({d_model}) must be a multiple of `num_heads` "
+                         f"({num_heads}): each head gets d_model / num_heads dimensions.")
     inputs = keras.Input((window,), name="window")
     x = keras.layers.Reshape((window, 1))(inputs)  # (B, L, 1)
     x = keras.layers.Dense(d_model, name="value_embedding")(x)  # (B, L, d)

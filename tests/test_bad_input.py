@@ -9,6 +9,7 @@ import keras
 import keras_hub
 import pytest
 
+from course_lib import forecasting
 from course_lib.attention import masked_softmax, scaled_dot_product_attention
 from course_lib.attention_maps import attention_rollout, mean_attention_distance
 from course_lib.layers import (
@@ -177,6 +178,9 @@ CASES = {
         lambda: attention_rollout([t(2, 3, 5, 4)]), shapes((2, 3, 5, 4))),
     "attention_distance_tokens_do_not_fit_the_grid": (
         lambda: mean_attention_distance(t(2, 3, 10, 10), (4, 4)), shapes((2, 3, 10, 10))),
+    "forecaster_heads_do_not_divide_d_model": (
+        lambda: forecasting.build_attention_forecaster(d_model=16, num_heads=3),
+        r"`d_model` \(16\) must be a multiple of `num_heads` \(3\)"),
     # copy_weights_from a layer that does not match
     "copy_mha_heads_differ": (
         lambda: MultiHeadAttention(4, 2).copy_weights_from(keras_mha(2, 4)),
