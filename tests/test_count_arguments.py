@@ -7,12 +7,15 @@ import re
 import numpy as np
 import pytest
 
-from course_lib import data, models, sentiment, tasks, training, translation
+from course_lib import data, forecasting, models, sentiment, tasks, training, translation, vision
+from course_lib.attention_maps import patch_distances
 from course_lib.layers import (
     BahdanauAttention,
+    LearnedPositionEmbedding,
     LocalAttention,
     LuongAttention,
     MultiHeadAttention,
+    PatchEmbedding,
     TransformerDecoderBlock,
     TransformerEncoderBlock,
 )
@@ -43,6 +46,21 @@ CALLS = {
     "vocabulary_min_count": lambda value: translation.Vocabulary.build([["a"]], min_count=value),
     "batch_size": lambda value: training.length_bucketed_batches(
         data.reversal_task(8, 3, 5, 10, seed=0), value, seed=0),
+    "patch_size": lambda value: PatchEmbedding(value, 4),
+    "patch_hidden_dim": lambda value: PatchEmbedding(2, value),
+    "position_sequence_length": lambda value: LearnedPositionEmbedding(value),
+    "patch_distances_patch_size": lambda value: patch_distances((2, 2), value),
+    "vit_num_layers": lambda value: vision.build_vit(num_layers=value),
+    "mlp_units": lambda value: vision.build_mlp(units=value),
+    "cnn_filters": lambda value: vision.build_cnn(filters=(4, value, 4)),
+    "windows_window": lambda value: forecasting.forecast_windows(np.arange(20.0), value, 15),
+    "forecaster_window": lambda value: forecasting.build_attention_forecaster(value),
+    "forecaster_d_model": lambda value: forecasting.build_attention_forecaster(d_model=value),
+    "forecaster_num_heads": lambda value: forecasting.build_attention_forecaster(
+        num_heads=value),
+    "forecaster_hidden_units": lambda value: forecasting.build_attention_forecaster(
+        hidden_units=value),
+    "gru_forecaster_units": lambda value: forecasting.build_gru_forecaster(units=value),
 }
 NAMES = {"bahdanau_units": "units", "luong_units": "units", "local_half_width": "half_width",
          "local_position_units": "position_units", "mha_num_heads": "num_heads",
@@ -52,7 +70,13 @@ NAMES = {"bahdanau_units": "units", "luong_units": "units", "local_half_width": 
          "transformer_num_layers": "num_layers", "classifier_num_heads": "num_heads",
          "reversal_num_examples": "num_examples", "token_task_length": "length",
          "sentence_length": "length", "vocabulary_min_count": "min_count",
-         "batch_size": "batch_size"}
+         "batch_size": "batch_size", "patch_size": "patch_size", "patch_hidden_dim": "hidden_dim",
+         "position_sequence_length": "sequence_length",
+         "patch_distances_patch_size": "patch_size", "vit_num_layers": "num_layers",
+         "mlp_units": "units", "cnn_filters": "filters", "windows_window": "window",
+         "forecaster_window": "window", "forecaster_d_model": "d_model",
+         "forecaster_num_heads": "num_heads", "forecaster_hidden_units": "hidden_units",
+         "gru_forecaster_units": "units"}
 
 
 @pytest.mark.parametrize("value", [True, 2.5, 2.0, 0, -1, "2"],
