@@ -9,6 +9,7 @@ import pytest
 
 from course_lib import (
     data,
+    forecasting,
     generation,
     gpt,
     models,
@@ -17,13 +18,17 @@ from course_lib import (
     tasks,
     training,
     translation,
+    vision,
 )
+from course_lib.attention_maps import patch_distances
 from course_lib.layers import (
     BahdanauAttention,
     CachedMultiHeadAttention,
+    LearnedPositionEmbedding,
     LocalAttention,
     LuongAttention,
     MultiHeadAttention,
+    PatchEmbedding,
     TransformerDecoderBlock,
     TransformerEncoderBlock,
 )
@@ -65,6 +70,21 @@ CALLS = {
     "top_k": lambda value: generation.top_k_distribution(np.zeros(5), value),
     "cache_bytes_layers": lambda value: generation.cache_bytes(value, 2, 4, 8),
     "window_length": lambda value: shakespeare.consecutive_windows(np.arange(50), value),
+    "patch_size": lambda value: PatchEmbedding(value, 4),
+    "patch_hidden_dim": lambda value: PatchEmbedding(2, value),
+    "position_sequence_length": lambda value: LearnedPositionEmbedding(value),
+    "patch_distances_patch_size": lambda value: patch_distances((2, 2), value),
+    "vit_num_layers": lambda value: vision.build_vit(num_layers=value),
+    "mlp_units": lambda value: vision.build_mlp(units=value),
+    "cnn_filters": lambda value: vision.build_cnn(filters=(4, value, 4)),
+    "windows_window": lambda value: forecasting.forecast_windows(np.arange(20.0), value, 15),
+    "forecaster_window": lambda value: forecasting.build_attention_forecaster(value),
+    "forecaster_d_model": lambda value: forecasting.build_attention_forecaster(d_model=value),
+    "forecaster_num_heads": lambda value: forecasting.build_attention_forecaster(
+        num_heads=value),
+    "forecaster_hidden_units": lambda value: forecasting.build_attention_forecaster(
+        hidden_units=value),
+    "gru_forecaster_units": lambda value: forecasting.build_gru_forecaster(units=value),
 }
 NAMES = {"bahdanau_units": "units", "luong_units": "units", "local_half_width": "half_width",
          "local_position_units": "position_units", "mha_num_heads": "num_heads",
@@ -78,7 +98,14 @@ NAMES = {"bahdanau_units": "units", "luong_units": "units", "local_half_width": 
          "gpt_vocabulary_size": "vocabulary_size", "gpt_context_length": "context_length",
          "gpt_num_layers": "num_layers", "gpt_d_model": "d_model", "gpt_cache_length": "length",
          "schedule_total_steps": "total_steps", "new_tokens": "max_new_tokens", "top_k": "k",
-         "cache_bytes_layers": "num_layers", "window_length": "length"}
+         "cache_bytes_layers": "num_layers", "window_length": "length",
+         "patch_size": "patch_size", "patch_hidden_dim": "hidden_dim",
+         "position_sequence_length": "sequence_length",
+         "patch_distances_patch_size": "patch_size", "vit_num_layers": "num_layers",
+         "mlp_units": "units", "cnn_filters": "filters", "windows_window": "window",
+         "forecaster_window": "window", "forecaster_d_model": "d_model",
+         "forecaster_num_heads": "num_heads", "forecaster_hidden_units": "hidden_units",
+         "gru_forecaster_units": "units"}
 
 
 @pytest.mark.parametrize("value", [True, 2.5, 2.0, 0, -1, "2"],

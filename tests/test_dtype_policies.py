@@ -18,9 +18,12 @@ from course_lib import gpt
 from course_lib.layers import (
     BahdanauAttention,
     CachedMultiHeadAttention,
+    ClassToken,
+    LearnedPositionEmbedding,
     LocalAttention,
     LuongAttention,
     MultiHeadAttention,
+    PatchEmbedding,
     SinusoidalPositionEncoding,
     TransformerDecoderBlock,
     TransformerEncoderBlock,
@@ -153,6 +156,39 @@ def sinusoid_pair(policy):
         keras_hub.layers.SinePositionEncoding(dtype=policy)
 
 
+def patch_embedding_pair(policy):
+    images = random_tensor((2, 6, 8, 3), 1)
+    theirs = keras.layers.Conv2D(5, 2, strides=2, dtype=policy)
+    theirs(images)
+    scaled_random_weights(theirs)
+    ours = PatchEmbedding(2, 5, dtype=policy)
+    ours.copy_weights_from(theirs)
+    return (lambda layer: layer(images),
+            lambda layer: ops.reshape(layer(images), (2, 12, 5)), ours, theirs)
+
+
+def position_embedding_pair(policy):
+    x = random_tensor((2, 7, 6), 1)
+    theirs = keras_hub.layers.PositionEmbedding(9, dtype=policy)
+    theirs(x)
+    scaled_random_weights(theirs)
+    ours = LearnedPositionEmbedding(9, dtype=policy)
+    ours.copy_weights_from(theirs)
+    return (lambda layer: layer(x)), ours, theirs
+
+
+def class_token_pair(policy):
+    # No Keras counterpart: the token put in front of the tokens by a concatenation in Keras.
+    tokens = random_tensor((2, 5, 6), 1)
+    ours = ClassToken(dtype=policy)
+    ours(tokens)
+    scaled_random_weights(ours)
+    token = ops.convert_to_numpy(ours.token)
+    theirs = keras.layers.Concatenate(axis=1, dtype=policy)
+    first = np.broadcast_to(token, (2, 1, 6)).astype("float32")
+    return (lambda layer: layer(tokens), lambda layer: layer([first, tokens]), ours, theirs)
+
+
 def same_call(pair):
     call, ours, theirs = pair
     return call, call, ours, theirs
@@ -178,6 +214,9 @@ PAIRS = {
     "luong_general": lambda policy: luong_pair("general", policy),
     "bahdanau": bahdanau_pair,
     "sinusoidal_position_encoding": lambda policy: same_call(sinusoid_pair(policy)),
+    "patch_embedding": patch_embedding_pair,
+    "learned_position_embedding": lambda policy: same_call(position_embedding_pair(policy)),
+    "class_token": class_token_pair,
 }
 
 

@@ -120,3 +120,30 @@ def test_lesson_09_validation_loss_cost_and_cache_speed_up():
                                r"(\d+\.\d) CPU minutes \((\d+) wall minutes\) \|")
     assert [cpu, wall] == [round(benchmark["cpu_seconds"] / 60, 1),
                            round(benchmark["wall_seconds"] / 60)]
+
+
+def test_lesson_12_accuracies_and_forecast_errors():
+    row = readme_row("12")
+    runs = record("notebooks/results/12_digits_classifiers.json")["runs"]
+    for pattern, model in ((r"ViT on the 8 × 8 digits \((\d+\.\d) ± (\d+\.\d) %", "vit"),
+                           (r"ties an MLP \((\d+\.\d) ± (\d+\.\d) %\)", "mlp"),
+                           (r"loses to a CNN \((\d+\.\d) ± (\d+\.\d) %\)", "cnn")):
+        mean, spread = quoted(row, pattern)
+        accuracies = 100 * np.array([run["test_accuracy"] for run in runs
+                                     if run["model"] == model])
+        assert [mean, spread] == [round(accuracies.mean(), 1), round(accuracies.std(ddof=1), 1)]
+    forecasts = record("notebooks/results/12_sunspot_forecasts.json")
+    table = forecasts["summary"]
+
+    def seeds(model):
+        rmse = np.array([run["rmse"] for run in forecasts["runs"] if run["model"] == model])
+        return [round(rmse.mean(), 1), round(rmse.std(ddof=1), 1)]
+
+    assert quoted(row, r"attention RMSE (\d+\.\d) ± (\d+\.\d)") == seeds("attention")
+    (persistence,) = quoted(row, r"persistence (\d+\.\d)")
+    assert persistence == pytest.approx(table["persistence"]["rmse_mean"], abs=0.051)
+    (linear,) = quoted(row, r"least-squares AR (\d+\.\d)")
+    assert linear == round(table["linear_autoregression"]["rmse_mean"], 1)
+    assert quoted(row, r"a GRU (\d+\.\d) ± (\d+\.\d)") == seeds("gru")
+    (peak,) = quoted(row, r"its weight peaks at lag (\d+)")
+    assert peak == 1 + int(np.argmax(forecasts["lag_weights_mean"]))
