@@ -24,8 +24,8 @@ The validation text (the last 10 %) is nanoGPT's split and its "val loss"; there
 split. The recipe was chosen by three short runs of 4.5 CPU minutes (``--cpu-minutes 4.5``)
 with batches of 32, 16 and 8 windows, compared at equal CPU time (docs/gpt_weights.md), not by
 a search over the validation loss. ``--seed`` fixes the initial weights, the batches
-and the samples; TensorFlow's op determinism stays off, because Keras then refuses XLA, which
-trains this model about a quarter faster on a CPU. ``--cpu-minutes`` is a safety budget:
+and the samples; TensorFlow's op determinism stays off, because Keras then refuses XLA
+(``jit_compile=True``), which the recipe uses. ``--cpu-minutes`` is a safety budget:
 training stops after the step that exceeds it (the schedule still assumes ``--steps``).
 """
 
