@@ -7,9 +7,10 @@ Attention itself
     - ``course_lib.attention``: score functions, the masked softmax, scaled dot-product
       attention, padding and causal masks (``keras.ops``).
     - ``course_lib.layers``: Keras 3 layers (Bahdanau, Luong, local, multi-head attention and
-      its key/value-cached form, sinusoidal positions, Transformer encoder and decoder blocks),
-      each equal to its Keras or keras-hub counterpart where one exists; the Vision
-      Transformer's patch embedding, class token and learned positions.
+      its key/value-cached form, sinusoidal positions, Transformer encoder and decoder blocks;
+      for long contexts, rotary embeddings, ALiBi and grouped-query attention with a sliding
+      window and a ring-buffer cache), each equal to its Keras or keras-hub counterpart where
+      one exists; the Vision Transformer's patch embedding, class token and learned positions.
     - ``course_lib.attention_maps``: reading a trained encoder's attention: attention rollout
       and the mean attention distance of each head (lesson 12).
     - ``course_lib.numpy_softmax``: the same softmax in NumPy, for checks and NumPy lessons.
@@ -29,9 +30,11 @@ Data and models the lessons train
     - ``course_lib.sentiment``: the sentiment sentences of lesson 06.
     - ``course_lib.tasks``: the synthetic token tasks and attention classifier of lesson 07.
     - ``course_lib.shakespeare``: Tiny Shakespeare as characters (vocabulary, split, windows).
-    - ``course_lib.gpt``: lesson 09's character-level GPT, its training and its shipped weights.
-    - ``course_lib.generation``: greedy, temperature, top-k and top-p decoding, and the
-      generation loop with or without a key/value cache.
+    - ``course_lib.gpt``: lesson 09's character-level GPT, its training and its shipped weights;
+      lesson 10's options (rotary or ALiBi positions, key/value heads, a sliding window) and
+      the validation loss at each position.
+    - ``course_lib.generation``: greedy, temperature, top-k and top-p decoding, the
+      generation loop with or without a key/value cache, and the cache's memory.
     - ``course_lib.digits``: the 8 × 8 handwritten digits, their fixed stratified split (lessons
       12 and 13).
     - ``course_lib.vision``: lesson 12's image classifiers (a small ViT, an MLP, a CNN), their

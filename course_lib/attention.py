@@ -29,6 +29,7 @@ from keras import ops
 
 from course_lib.validation import (
     require_broadcastable,
+    require_positive_int,
     require_rank,
     require_same_dim,
     static_shape,
@@ -89,6 +90,42 @@ def causal_mask(query_length, key_length=None):
     rows = ops.expand_dims(ops.arange(query_length), 1)
     columns = ops.expand_dims(ops.arange(key_length), 0)
     return ops.greater_equal(rows, columns)
+
+
+def position_visibility(query_positions, key_positions, window=None, causal=True):
+    """Boolean ``(Tq, Tk)``: which key positions each query position may see.
+
+    A key is visible when its position is not negative (a negative position marks an empty
+    cache slot), when it is not in the future (``j <= i``, if ``causal``) and, with a
+    ``window`` ``w``, when it lies within ``w - 1`` positions (``i - j < w`` if causal, so the
+    query sees itself and the ``w - 1`` keys before it; ``|i - j| < w`` otherwise, Keras's
+    band). Positions are int tensors ``(Tq,)`` and ``(Tk,)``; they may be traced.
+    """
+    queries = ops.expand_dims(ops.cast(query_positions, "int32"), 1)            # (Tq, 1)
+    keys = ops.expand_dims(ops.cast(key_positions, "int32"), 0)                 # (1, Tk)
+    visible = ops.greater_equal(keys, 0)
+    if causal:
+        visible = ops.logical_and(visible, ops.less_equal(keys, queries))
+    if window is not None:
+        distance = queries - keys if causal else ops.abs(queries - keys)
+        visible = ops.logical_and(visible, ops.less(distance, window))
+    return visible
+
+
+def sliding_window_mask(window, query_length, key_length=None, offset=0, causal=True):
+    """Boolean ``(Tq, Tk)`` sliding-window mask (Beltagy et al. 2020, Longformer; Mistral 7B,
+    Jiang et al. 2023): query ``i``, at position ``offset + i``, sees key ``j`` when
+    ``offset + i − w < j <= offset + i`` (``causal``: itself and the ``w − 1`` keys before
+    it), or when ``|offset + i − j| < w`` (not causal: Keras's symmetric band).
+
+    The causal form equals ``keras.layers.MultiHeadAttention(sliding_window=w)`` called with
+    ``use_causal_mask=True``: Keras builds the band ``|i − j| < w`` and ANDs it with its
+    causal mask. Stacked ``L`` layers of it let information travel ``L (w − 1)`` positions.
+    """
+    window = require_positive_int("window", window)
+    key_length = query_length if key_length is None else key_length
+    query_positions = ops.arange(query_length) + ops.cast(offset, "int32")
+    return position_visibility(query_positions, ops.arange(key_length), window, causal)
 
 
 def _check_query_and_keys(query, keys):

@@ -24,7 +24,9 @@ cache, each step runs the model on the whole sequence so far (its last ``context
 tokens) and keeps the last position's logits: step ``t`` recomputes the keys and values of all
 ``t`` earlier tokens. With a cache (``model.call_with_cache``), the prompt is read once, then each
 step feeds one token at its position and reuses the stored keys and values. Both give the same
-tokens, as long as the sequence fits in the model's context.
+tokens, as long as the sequence fits in the model's context. Beyond it a model with learned
+positions has no cache (the table has no row there), and one with rotary or ALiBi positions
+(lesson 10) keeps reading its whole cache (or its window), while the uncached loop crops.
 
 A model for :func:`generate` needs ``model(ids)`` → logits ``(B, T, V)``, ``context_length``,
 and, for the cache, ``empty_cache(batch_size, length)`` and
@@ -169,8 +171,9 @@ class Decoder:
                              f"shape {np.shape(prompt_ids)}.")
         max_new_tokens = require_positive_int("max_new_tokens", max_new_tokens)
         context = self.model.context_length
+        longest = getattr(self.model, "max_positions", context)
         total = prompt.shape[1] + max_new_tokens
-        if use_cache and total > context:
+        if use_cache and longest is not None and total > longest:
             raise ValueError(
                 f"With a cache the prompt ({prompt.shape[1]} tokens) and the "
                 f"{max_new_tokens} new ones must fit in the model's context_length={context}: "
@@ -212,7 +215,8 @@ def generate(model, prompt_ids, max_new_tokens, use_cache=True, seed=None, compi
         prompt_ids: ``(T,)`` or ``(B, T)`` int ids.
         max_new_tokens: how many tokens to add.
         use_cache: read the prompt once and feed one token per step with a key/value cache
-            (prompt and new tokens must then fit in ``model.context_length``); otherwise run
+            (prompt and new tokens must then fit in ``model.max_positions``, if it has a
+            limit); otherwise run
             the model on the whole sequence at every step (cropped to its last
             ``context_length`` tokens).
         seed: of the NumPy generator that draws the tokens (the same seed, the same text).
@@ -231,9 +235,45 @@ def generate(model, prompt_ids, max_new_tokens, use_cache=True, seed=None, compi
 
 def cache_bytes(num_layers, num_heads, head_dim, length, batch_size=1, bytes_per_number=4):
     """Memory of a key/value cache: ``2 (keys and values) × layers × batch × length × heads ×
-    head_dim`` numbers of ``bytes_per_number`` bytes (4 for float32)."""
+    head_dim`` numbers of ``bytes_per_number`` bytes (4 for float32). ``num_heads`` counts the
+    heads whose keys and values are stored: the key/value heads of grouped-query attention
+    (see :func:`kv_cache_bytes` for a model described by its sizes)."""
     counts = [require_positive_int(name, value) for name, value in (
         ("num_layers", num_layers), ("num_heads", num_heads), ("head_dim", head_dim),
         ("length", length), ("batch_size", batch_size),
         ("bytes_per_number", bytes_per_number))]
     return 2 * int(np.prod(counts, dtype=np.int64))
+
+
+BYTES_PER_NUMBER = {"float32": 4, "float16": 2, "bfloat16": 2, "int8": 1}
+
+
+def kv_cache_bytes(num_layers, d_model, num_heads, length, num_key_value_heads=None,
+                   batch_size=1, dtype="float32", sliding_window=None):
+    """The key/value cache of a decoder described by its sizes, in bytes:
+
+    ``2 × layers × batch × min(length, w) × H_kv × (d_model / H) × bytes per number``
+
+    ``H_kv = num_key_value_heads`` (default ``num_heads``: multi-head attention; 1:
+    multi-query), ``w`` the sliding window (default: none, every position is kept). For a
+    32-layer model with d_model 4,096 and 32 heads at 32,768 tokens in bfloat16 that is
+    17.2 GB (2³⁴ bytes), and 4.3 GB with 8 key/value heads.
+    """
+    num_heads = require_positive_int("num_heads", num_heads)
+    d_model = require_positive_int("d_model", d_model)
+    if d_model % num_heads:
+        raise ValueError(f"`d_model` ({d_model}) must be divisible by `num_heads` "
+                         f"({num_heads}).")
+    kv_heads = num_heads if num_key_value_heads is None else require_positive_int(
+        "num_key_value_heads", num_key_value_heads)
+    if num_heads % kv_heads:
+        raise ValueError(f"`num_heads` ({num_heads}) must be divisible by "
+                         f"`num_key_value_heads` ({kv_heads}).")
+    if dtype not in BYTES_PER_NUMBER:
+        raise ValueError(f"`dtype` must be one of {sorted(BYTES_PER_NUMBER)}, received "
+                         f"{dtype!r}.")
+    length = require_positive_int("length", length)
+    if sliding_window is not None:
+        length = min(length, require_positive_int("sliding_window", sliding_window))
+    return cache_bytes(num_layers, kv_heads, d_model // num_heads, length, batch_size,
+                       BYTES_PER_NUMBER[dtype])

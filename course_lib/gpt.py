@@ -17,6 +17,14 @@ output head          ``logits_t = h_t W_out + b``: a separate ``Dense`` (not tie
                      ``E_tok``; see :class:`GPT`)
 ===================  ==========================================================================
 
+**Options for long contexts (lesson 10).** ``position_scheme="rotary"`` or ``"alibi"``
+replaces the learned position table by rotary embeddings of the queries and keys or by ALiBi's
+distance bias, inside every block's attention (no position is added to the input);
+``num_key_value_heads`` makes the attention grouped-query (1: multi-query);
+``sliding_window=w`` lets each position attend to itself and the ``w − 1`` before it. Only a
+learned table limits the length a model reads: with rotary or ALiBi positions
+``context_length`` is the training length, and the model runs (and caches) beyond it.
+
 Training (:func:`fit_gpt`): next-character cross-entropy on random windows of the training
 text, AdamW with a linear warm-up then a cosine decay, compiled (``jit_compile=True``).
 
@@ -53,6 +61,11 @@ RESULTS_FILE = "09_gpt_training.json"
 # Chosen by measurement (scripts/train_gpt.py); the lesson and the script use them.
 SIZES = {"context_length": 128, "num_layers": 4, "num_heads": 4, "d_model": 128,
          "intermediate_dim": 512, "dropout": 0.0}
+# What GPT takes beside SIZES: lesson 10's options (defaults: lesson 09's model) and two details.
+OPTIONS = ("position_scheme", "num_key_value_heads", "sliding_window", "activation",
+           "layer_norm_epsilon")
+POSITION_SCHEMES = ("learned", "rotary", "alibi")
+POSITION_ENCODING = {"learned": None, "rotary": "rotary", "alibi": "alibi"}  # in the attention
 TRAINING = {"steps": 6600, "batch_size": 8, "learning_rate": 2e-3, "warmup_steps": 100,
             "weight_decay": 0.1, "clipnorm": 1.0, "seed": 1}
 
@@ -74,10 +87,17 @@ class GPT(keras.Model):
         dropout: on the embeddings, the attention weights and every residual branch.
         activation: of the feed-forward hidden layers.
         layer_norm_epsilon: of every LayerNorm.
+        position_scheme: ``"learned"`` (a table of ``context_length`` positions added to the
+            input), ``"rotary"`` or ``"alibi"`` (in the attention; see the module docstring).
+        num_key_value_heads: key/value heads of every block (None: ``num_heads``, computed
+            by lesson 09's attention layer; an explicit ``num_heads``: the same function by
+            lesson 10's ``GroupedQueryAttention``).
+        sliding_window: the attention window ``w`` of every block, or None.
     """
 
     def __init__(self, vocabulary_size, context_length, num_layers=4, num_heads=4, d_model=128,
                  intermediate_dim=512, dropout=0.0, activation="gelu", layer_norm_epsilon=1e-5,
+                 position_scheme="learned", num_key_value_heads=None, sliding_window=None,
                  **kwargs):
         super().__init__(**kwargs)
         self.vocabulary_size = require_positive_int("vocabulary_size", vocabulary_size)
@@ -94,6 +114,18 @@ class GPT(keras.Model):
         self.dropout = float(dropout)
         self.activation = keras.activations.serialize(keras.activations.get(activation))
         self.layer_norm_epsilon = float(layer_norm_epsilon)
+        if position_scheme not in POSITION_SCHEMES:
+            raise ValueError(f"`position_scheme` must be one of {POSITION_SCHEMES}, received "
+                             f"{position_scheme!r}.")
+        self.position_scheme = position_scheme
+        self.num_key_value_heads = (None if num_key_value_heads is None else
+                                    require_positive_int("num_key_value_heads",
+                                                         num_key_value_heads))
+        if self.num_heads % self.cached_heads:
+            raise ValueError(f"`num_heads` ({num_heads}) must be divisible by "
+                             f"`num_key_value_heads` ({num_key_value_heads}).")
+        self.sliding_window = (None if sliding_window is None
+                               else require_positive_int("sliding_window", sliding_window))
         initializer = keras.initializers.RandomNormal(stddev=0.02)   # GPT-2's
         # Every sublayer takes the model's dtype policy (float32 weights, half-precision
         # compute under a mixed policy), as Keras's own models do.
@@ -101,9 +133,9 @@ class GPT(keras.Model):
         self.token_embedding = keras.layers.Embedding(
             self.vocabulary_size, self.d_model, embeddings_initializer=initializer,
             dtype=policy, name="token_embedding")
-        self.position_embedding = keras.layers.Embedding(
+        self.position_embedding = (keras.layers.Embedding(
             self.context_length, self.d_model, embeddings_initializer=initializer,
-            dtype=policy, name="position_embedding")
+            dtype=policy, name="position_embedding") if position_scheme == "learned" else None)
         self.embedding_dropout = keras.layers.Dropout(self.dropout, dtype=policy,
                                                       name="embedding_dropout")
         self.blocks = [self.make_block(index) for index in range(self.num_layers)]
@@ -116,6 +148,18 @@ class GPT(keras.Model):
     def head_dim(self):
         return self.d_model // self.num_heads
 
+    @property
+    def cached_heads(self):
+        """The key/value heads of every block: ``num_key_value_heads``, or ``num_heads``."""
+        return self.num_key_value_heads or self.num_heads
+
+    @property
+    def max_positions(self):
+        """The longest sequence the model can read: ``context_length`` with a learned
+        position table (it has no row beyond), None (no limit) with rotary or ALiBi
+        positions."""
+        return self.context_length if self.position_scheme == "learned" else None
+
     def make_block(self, index):
         """Block ``index`` of the stack; a variant of the model (other attention, other
         positions) overrides this, and :meth:`embed`, rather than the whole model."""
@@ -123,12 +167,16 @@ class GPT(keras.Model):
                                        dropout=self.dropout, normalize_first=True,
                                        activation=self.activation,
                                        layer_norm_epsilon=self.layer_norm_epsilon,
+                                       num_key_value_heads=self.num_key_value_heads,
+                                       position_encoding=POSITION_ENCODING[self.position_scheme],
+                                       sliding_window=self.sliding_window,
                                        dtype=self.dtype_policy, name=f"block_{index}")
 
     def build(self, input_shape=None):
         x_shape = (None, None, self.d_model)
         self.token_embedding.build((None, None))
-        self.position_embedding.build((None,))
+        if self.position_embedding is not None:
+            self.position_embedding.build((None,))
         for block in self.blocks:
             block.build(x_shape)
         self.final_layer_norm.build(x_shape)
@@ -136,9 +184,12 @@ class GPT(keras.Model):
         self.built = True
 
     def embed(self, token_ids, start_position=0, training=None):
-        """``E_tok[ids] + E_pos[start_position + t]``, ``(B, T, d_model)``, then dropout."""
-        positions = ops.arange(ops.shape(token_ids)[1]) + start_position   # (T,)
-        x = self.token_embedding(token_ids) + self.position_embedding(positions)
+        """``E_tok[ids] + E_pos[start_position + t]``, ``(B, T, d_model)``, then dropout
+        (``E_tok[ids]`` alone with rotary or ALiBi positions)."""
+        x = self.token_embedding(token_ids)
+        if self.position_embedding is not None:
+            positions = ops.arange(ops.shape(token_ids)[1]) + start_position   # (T,)
+            x = x + self.position_embedding(positions)
         return self.embedding_dropout(x, training=training)
 
     def logits(self, states):
@@ -146,7 +197,7 @@ class GPT(keras.Model):
         return self.output_head(self.final_layer_norm(states))
 
     def call(self, token_ids, training=None):
-        self._check_ids(token_ids, self.context_length)
+        self._check_ids(token_ids, self.max_positions)
         x = self.embed(token_ids, training=training)
         for block in self.blocks:
             x = block(x, training=training)
@@ -159,8 +210,8 @@ class GPT(keras.Model):
             token_ids: ``(B, T)``, the tokens at positions ``cache_update_index …
                 cache_update_index + T - 1`` (the whole prompt at index 0, then one token
                 per step).
-            cache: ``(B, num_layers, 2, S, num_heads, head_dim)`` from :meth:`empty_cache`
-                or an earlier call.
+            cache: ``(B, num_layers, 2, S, num_key_value_heads, head_dim)`` from
+                :meth:`empty_cache` or an earlier call.
             cache_update_index: an int or an int tensor.
 
         Returns:
@@ -177,23 +228,27 @@ class GPT(keras.Model):
         return self.logits(x), ops.stack(layer_caches, axis=1)
 
     def empty_cache(self, batch_size, length=None):
-        """Zeros ``(B, num_layers, 2, length, num_heads, head_dim)`` (in the model's compute
-        dtype: float32, or the half type of a mixed policy) for
-        :meth:`call_with_cache`; ``length`` defaults to ``context_length`` and may not exceed
-        it (a learned position table has no row beyond it)."""
+        """Zeros ``(B, num_layers, 2, slots, num_key_value_heads, head_dim)`` (in the model's
+        compute dtype: float32, or the half type of a mixed policy) for
+        :meth:`call_with_cache`, to hold ``length`` positions (default ``context_length``).
+
+        With a learned position table ``length`` may not exceed ``context_length`` (the table
+        has no row beyond it). With a sliding window the cache is a ring of
+        ``min(length, sliding_window)`` slots: a position ``w`` back is never seen again."""
         batch_size = require_positive_int("batch_size", batch_size)
         length = self.context_length if length is None else require_positive_int("length",
                                                                                  length)
-        if length > self.context_length:
+        if self.max_positions is not None and length > self.max_positions:
             raise ValueError(f"A cache of {length} positions is longer than the model's "
                              f"context_length={self.context_length}.")
-        return ops.zeros((batch_size, self.num_layers, 2, length, self.num_heads,
+        slots = length if self.sliding_window is None else min(length, self.sliding_window)
+        return ops.zeros((batch_size, self.num_layers, 2, slots, self.cached_heads,
                           self.head_dim), dtype=self.compute_dtype)
 
     def attention_weights(self, token_ids):
         """Every block's attention weights on ``token_ids (B, T)``: a list of ``num_layers``
         arrays ``(B, num_heads, T, T)``, no dropout."""
-        self._check_ids(token_ids, self.context_length)
+        self._check_ids(token_ids, self.max_positions)
         x = self.embed(token_ids)
         maps = []
         for block in self.blocks:
@@ -210,12 +265,13 @@ class GPT(keras.Model):
 
     def _check_cache(self, cache, batch_size):
         shape = static_shape(cache)
-        expected = (batch_size, self.num_layers, 2, None, self.num_heads, self.head_dim)
+        expected = (batch_size, self.num_layers, 2, None, self.cached_heads, self.head_dim)
         if len(shape) != 6 or any(a is not None and b is not None and a != b
                                   for a, b in zip(shape, expected, strict=True)):
             raise ValueError(f"`cache` must have shape (batch, num_layers, 2, length, "
-                             f"num_heads, head_dim) = {expected}, received {shape}.")
-        if shape[3] is not None and shape[3] > self.context_length:
+                             f"num_key_value_heads, head_dim) = {expected}, received {shape}.")
+        if (self.max_positions is not None and shape[3] is not None
+                and shape[3] > self.max_positions):
             raise ValueError(f"`cache` of shape {shape} has more positions than the model's "
                              f"context_length={self.context_length}.")
 
@@ -225,13 +281,17 @@ class GPT(keras.Model):
                 "num_layers": self.num_layers, "num_heads": self.num_heads,
                 "d_model": self.d_model, "intermediate_dim": self.intermediate_dim,
                 "dropout": self.dropout, "activation": self.activation,
-                "layer_norm_epsilon": self.layer_norm_epsilon}
+                "layer_norm_epsilon": self.layer_norm_epsilon,
+                "position_scheme": self.position_scheme,
+                "num_key_value_heads": self.num_key_value_heads,
+                "sliding_window": self.sliding_window}
 
 
 def build_gpt(vocabulary_size, seed=None, **sizes):
-    """A built :class:`GPT`; ``sizes`` override :data:`SIZES`. With ``seed``, Keras's global
+    """A built :class:`GPT`; ``sizes`` override :data:`SIZES` (and may set :data:`OPTIONS`).
+    With ``seed``, Keras's global
     seed is set first, so the same arguments give the same initial weights."""
-    unknown = set(sizes) - set(SIZES) - {"activation", "layer_norm_epsilon"}
+    unknown = set(sizes) - set(SIZES) - set(OPTIONS)
     if unknown:
         raise ValueError(f"Unknown sizes {sorted(unknown)}; expected some of {sorted(SIZES)}.")
     if seed is not None:
@@ -298,13 +358,22 @@ def validation_loss(model, ids, length=None, batch_size=64, max_windows=None):
     The model runs compiled (``predict_on_batch``); the last batch is padded to the others'
     size so that one program serves all batches (the padded rows are not counted).
     """
+    return float(validation_loss_by_position(model, ids, length, batch_size,
+                                             max_windows).mean())
+
+
+def validation_loss_by_position(model, ids, length=None, batch_size=64, max_windows=None):
+    """The cross-entropy of :func:`validation_loss` at each position of the windows: a
+    float64 array ``(length,)``, entry ``t`` the mean loss (nats) of predicting character
+    ``t + 1`` of a window from characters ``0 … t``. Read past the training length it shows
+    where a model's positions stop working (lesson 10)."""
     length = model.context_length if length is None else length
     inputs, targets = consecutive_windows(ids, length)
     if max_windows is not None and require_positive_int("max_windows", max_windows) < len(inputs):
         chosen = np.linspace(0, len(inputs) - 1, max_windows).round().astype(int)
         inputs, targets = inputs[chosen], targets[chosen]
     batch_size = min(require_positive_int("batch_size", batch_size), len(inputs))
-    total = 0.0
+    total = np.zeros(length)
     for begin in range(0, len(inputs), batch_size):
         batch = inputs[begin:begin + batch_size]                          # (b, T)
         real = len(batch)
@@ -314,17 +383,19 @@ def validation_loss(model, ids, length=None, batch_size=64, max_windows=None):
         shifted = logits - logits.max(axis=-1, keepdims=True)
         log_p = shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
         picked = np.take_along_axis(log_p, targets[begin:begin + real, :, None], axis=-1)
-        total -= float(picked.sum())
-    return total / targets.size
+        total -= picked[..., 0].sum(axis=0)
+    return total / len(targets)
 
 
 def fit_gpt(model, train_ids, steps, batch_size=TRAINING["batch_size"],
             learning_rate=TRAINING["learning_rate"], warmup_steps=TRAINING["warmup_steps"],
             weight_decay=TRAINING["weight_decay"], clipnorm=TRAINING["clipnorm"], seed=None,
             validation_ids=None, eval_every=None, eval_windows=None, on_evaluation=None,
-            max_seconds=None):
-    """Train ``model`` for ``steps`` steps of ``batch_size`` random windows of
-    ``model.context_length`` characters of ``train_ids`` (see :func:`compile_for_training`).
+            max_seconds=None, length=None):
+    """Train ``model`` for ``steps`` steps of ``batch_size`` random windows of ``length``
+    characters of ``train_ids`` (default ``model.context_length``; see
+    :func:`compile_for_training`). Windows shorter than a learned position table leave its
+    last rows untrained (lesson 10's extrapolation).
 
     Every ``eval_every`` steps (and after the last) the validation loss on ``validation_ids``
     is measured (``eval_windows`` windows, or all) and ``on_evaluation(record)`` called.
@@ -337,6 +408,7 @@ def fit_gpt(model, train_ids, steps, batch_size=TRAINING["batch_size"],
         alone (wall and CPU seconds, evaluations excluded).
     """
     steps = require_positive_int("steps", steps)
+    length = model.context_length if length is None else require_positive_int("length", length)
     if eval_every is not None:
         require_positive_int("eval_every", eval_every)
     if seed is not None:
@@ -347,7 +419,7 @@ def fit_gpt(model, train_ids, steps, batch_size=TRAINING["batch_size"],
     wall = cpu = 0.0
     since_evaluation = []
     for step in range(1, steps + 1):
-        inputs, targets = random_windows(train_ids, batch_size, model.context_length, rng)
+        inputs, targets = random_windows(train_ids, batch_size, length, rng)
         wall_start, cpu_start = time.perf_counter(), time.process_time()
         loss = float(model.train_on_batch(inputs, targets))
         wall += time.perf_counter() - wall_start
@@ -359,7 +431,7 @@ def fit_gpt(model, train_ids, steps, batch_size=TRAINING["batch_size"],
             record = {"step": step, "train_loss": float(np.mean(since_evaluation)),
                       "validation_loss": None, "cpu_seconds": cpu, "wall_seconds": wall}
             if validation_ids is not None:
-                record["validation_loss"] = validation_loss(model, validation_ids,
+                record["validation_loss"] = validation_loss(model, validation_ids, length,
                                                             max_windows=eval_windows)
             for key in ("step", "train_loss", "validation_loss"):
                 history[key].append(record[key])

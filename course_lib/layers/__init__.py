@@ -5,9 +5,11 @@ with a ``ValueError`` naming the shapes, and, where Keras has a counterpart, off
 ``copy_weights_from(keras_layer)`` so a test or a lesson proves the two equal.
 """
 
+from course_lib.layers.alibi_bias import AlibiBias
 from course_lib.layers.bahdanau import BahdanauAttention
 from course_lib.layers.cached_attention import CachedMultiHeadAttention
 from course_lib.layers.class_token import ClassToken
+from course_lib.layers.grouped_query_attention import GroupedQueryAttention
 from course_lib.layers.local_attention import LocalAttention
 from course_lib.layers.luong import LuongAttention
 from course_lib.layers.multi_head_attention import MultiHeadAttention
@@ -15,18 +17,22 @@ from course_lib.layers.patch_embedding import PatchEmbedding
 from course_lib.layers.position_embedding import LearnedPositionEmbedding
 from course_lib.layers.position_encoding import SinusoidalPositionEncoding
 from course_lib.layers.query_values_attention import QueryValuesAttention
+from course_lib.layers.rotary_embedding import RotaryEmbedding
 from course_lib.layers.transformer import TransformerDecoderBlock, TransformerEncoderBlock
 
 __all__ = [
+    "AlibiBias",
     "BahdanauAttention",
     "CachedMultiHeadAttention",
     "ClassToken",
+    "GroupedQueryAttention",
     "LearnedPositionEmbedding",
     "LocalAttention",
     "LuongAttention",
     "MultiHeadAttention",
     "PatchEmbedding",
     "QueryValuesAttention",
+    "RotaryEmbedding",
     "SinusoidalPositionEncoding",
     "TransformerDecoderBlock",
     "TransformerEncoderBlock",

@@ -5,7 +5,7 @@ import math
 import keras
 from keras import ops
 
-from course_lib.attention import causal_mask, masked_softmax
+from course_lib.attention import causal_mask, masked_softmax, sliding_window_mask
 from course_lib.layers.weight_copy import assign_variable, find_variable, has_variable
 from course_lib.validation import (
     require_broadcastable,
@@ -22,6 +22,42 @@ def project_heads(inputs, kernel, bias):
     None)."""
     projected = ops.einsum("btd,dhk->bthk", inputs, kernel)
     return projected if bias is None else projected + bias
+
+
+def combined_mask(query, value, query_mask=None, value_mask=None, key_mask=None,
+                  attention_mask=None, use_causal_mask=False, sliding_window=None):
+    """AND of every mask given, shaped ``(B, 1, Tq, Tv)`` to broadcast over heads (None when
+    no mask is given): padding masks of the query (rows) and of the value and key (columns),
+    ``attention_mask``, the causal mask, and Keras's sliding-window band ``|i − j| < w``."""
+    query_shape, value_shape = static_shape(query), static_shape(value)
+    scores_shape = (query_shape[0], query_shape[1], value_shape[1])
+    parts = []
+    # A query padding mask blanks rows (B, Tq, 1); a value or key mask blanks columns.
+    for name, padding, axis, source_shape in (
+            ("query_mask", query_mask, -1, query_shape),
+            ("value_mask", value_mask, -2, value_shape),
+            ("key_mask", key_mask, -2, value_shape)):
+        if padding is None:
+            continue
+        require_shape(name, padding, source_shape[:2])
+        parts.append(ops.expand_dims(ops.cast(padding, "bool"), axis))
+    if attention_mask is not None:
+        mask_shape = static_shape(attention_mask)
+        require_broadcastable(
+            "attention_mask", mask_shape, scores_shape,
+            hint=f" Expected (batch, Tq, Tv) = {scores_shape}.")
+        parts.append(ops.cast(attention_mask, "bool"))
+    if use_causal_mask:
+        parts.append(causal_mask(ops.shape(query)[1], ops.shape(value)[1]))
+    if sliding_window is not None:
+        parts.append(sliding_window_mask(sliding_window, ops.shape(query)[1],
+                                         ops.shape(value)[1], causal=False))
+    if not parts:
+        return None
+    mask = parts[0]
+    for part in parts[1:]:
+        mask = ops.logical_and(mask, part)
+    return ops.expand_dims(mask, -3)
 
 
 # Our weight → the tail of the path of the same weight in keras.layers.MultiHeadAttention.
@@ -136,8 +172,8 @@ class MultiHeadAttention(keras.layers.Layer):
         require_same_dim("Batch sizes", "query", query_shape, 0, "value", value_shape, 0)
         require_same_dim("Batch sizes", "key", key_shape, 0, "value", value_shape, 0)
         require_same_dim("Key and value lengths", "key", key_shape, 1, "value", value_shape, 1)
-        mask = self._combined_mask(query, value, query_mask, value_mask, key_mask,
-                                   attention_mask, use_causal_mask)
+        mask = combined_mask(query, value, query_mask, value_mask, key_mask, attention_mask,
+                             use_causal_mask)
 
         queries = project_heads(query, self.query_kernel, self.query_bias)  # (B, Tq, H, key_dim)
         keys = project_heads(key, self.key_kernel, self.key_bias)  # (B, Tv, H, key_dim)
@@ -152,36 +188,6 @@ class MultiHeadAttention(keras.layers.Layer):
         if self.use_bias:
             output = output + self.output_bias
         return (output, weights) if return_attention_scores else output
-
-    def _combined_mask(self, query, value, query_mask, value_mask, key_mask, attention_mask,
-                       use_causal_mask):
-        """AND of every mask given, shaped ``(B, 1, Tq, Tv)`` to broadcast over heads."""
-        query_shape, value_shape = static_shape(query), static_shape(value)
-        scores_shape = (query_shape[0], query_shape[1], value_shape[1])
-        parts = []
-        # A query padding mask blanks rows (B, Tq, 1); a value or key mask blanks columns.
-        for name, padding, axis, source_shape in (
-                ("query_mask", query_mask, -1, query_shape),
-                ("value_mask", value_mask, -2, value_shape),
-                ("key_mask", key_mask, -2, value_shape)):
-            if padding is None:
-                continue
-            require_shape(name, padding, source_shape[:2])
-            parts.append(ops.expand_dims(ops.cast(padding, "bool"), axis))
-        if attention_mask is not None:
-            mask_shape = static_shape(attention_mask)
-            require_broadcastable(
-                "attention_mask", mask_shape, scores_shape,
-                hint=f" Expected (batch, Tq, Tv) = {scores_shape}.")
-            parts.append(ops.cast(attention_mask, "bool"))
-        if use_causal_mask:
-            parts.append(causal_mask(ops.shape(query)[1], ops.shape(value)[1]))
-        if not parts:
-            return None
-        mask = parts[0]
-        for part in parts[1:]:
-            mask = ops.logical_and(mask, part)
-        return ops.expand_dims(mask, -3)
 
     def compute_mask(self, query, value, key=None, query_mask=None, value_mask=None,
                      key_mask=None, attention_mask=None, **kwargs):

@@ -15,6 +15,7 @@ from keras import ops
 
 from course_lib.attention import causal_mask
 from course_lib.layers.cached_attention import CachedMultiHeadAttention
+from course_lib.layers.grouped_query_attention import POSITION_ENCODINGS, GroupedQueryAttention
 from course_lib.layers.multi_head_attention import MultiHeadAttention
 from course_lib.layers.weight_copy import assign_variable, find_variable, has_variable
 from course_lib.validation import (
@@ -49,13 +50,16 @@ class TransformerBlock(keras.layers.Layer):
         self.activation = keras.activations.get(activation)
         self.supports_masking = True
 
-    def _attention(self, x_shape, name, layer_class=MultiHeadAttention):
+    def _head_dim(self, x_shape):
         hidden_dim = x_shape[-1]
         if hidden_dim % self.num_heads:
             raise ValueError(
                 f"The model depth d_model={hidden_dim} (last axis of the input, received shape "
                 f"{tuple(x_shape)}) must be divisible by num_heads={self.num_heads}.")
-        return layer_class(self.num_heads, hidden_dim // self.num_heads, dropout=self.dropout,
+        return hidden_dim // self.num_heads
+
+    def _attention(self, x_shape, name, layer_class=MultiHeadAttention):
+        return layer_class(self.num_heads, self._head_dim(x_shape), dropout=self.dropout,
                            dtype=self.dtype_policy, name=name)
 
     def _layer_norm(self, name, shape):
@@ -199,7 +203,18 @@ class TransformerDecoderBlock(TransformerBlock):
     and values are written into the cache, and they attend to every cached position up to their
     own. Generating token ``t`` then costs one position per layer instead of ``t``.
 
-    Args: as ``TransformerEncoderBlock``.
+    **Options for long contexts (lesson 10).** ``num_key_value_heads``, ``position_encoding``
+    (``"rotary"`` or ``"alibi"``) and ``sliding_window`` make the self-attention a
+    ``GroupedQueryAttention`` with those settings (its cache then holds ``num_key_value_heads``
+    heads and is a ring of slots: see that layer); left at their defaults, the block is the one
+    above, equal to keras_hub's.
+
+    Args: as ``TransformerEncoderBlock``, and
+        num_key_value_heads: key/value heads of the self-attention (None: ``num_heads``, in
+            lesson 09's layer; ``num_heads`` given explicitly: the same function computed by
+            ``GroupedQueryAttention``).
+        position_encoding: None, ``"rotary"`` or ``"alibi"``, inside the self-attention.
+        sliding_window: ``w``: each position attends to itself and the ``w − 1`` before it.
 
     Call arguments:
         x: the target sequence so far, ``(B, T, d_model)``.
@@ -212,7 +227,8 @@ class TransformerDecoderBlock(TransformerBlock):
             cross-attention's ``(B, H, T, S)`` (where each target position looked in the
             source).
         self_attention_cache: ``(B, 2, L, H, d_model / H)``, the keys and values of ``L``
-            positions (see ``CachedMultiHeadAttention``), or None. With a cache the
+            positions (see ``CachedMultiHeadAttention``; ``num_key_value_heads`` heads and a
+            ring of ``L`` slots with the lesson 10 options), or None. With a cache the
             self-attention is always causal and takes no ``decoder_padding_mask``.
         self_attention_cache_update_index: the position of ``x``'s first token (an int or an
             int tensor); required with a cache.
@@ -224,9 +240,43 @@ class TransformerDecoderBlock(TransformerBlock):
         the updated cache comes last: ``(output, cache)``, ``(output, self_weights, cache)``…
     """
 
+    def __init__(self, intermediate_dim, num_heads, dropout=0.0, normalize_first=False,
+                 layer_norm_epsilon=1e-5, activation="relu", num_key_value_heads=None,
+                 position_encoding=None, sliding_window=None, **kwargs):
+        super().__init__(intermediate_dim, num_heads, dropout=dropout,
+                         normalize_first=normalize_first, layer_norm_epsilon=layer_norm_epsilon,
+                         activation=activation, **kwargs)
+        self.num_key_value_heads = (None if num_key_value_heads is None else
+                                    require_positive_int("num_key_value_heads",
+                                                         num_key_value_heads))
+        if self.num_key_value_heads is not None and self.num_heads % self.num_key_value_heads:
+            raise ValueError(f"`num_heads` ({num_heads}) must be divisible by "
+                             f"`num_key_value_heads` ({num_key_value_heads}).")
+        if position_encoding not in POSITION_ENCODINGS:
+            raise ValueError(f"`position_encoding` must be one of {POSITION_ENCODINGS}, "
+                             f"received {position_encoding!r}.")
+        self.position_encoding = position_encoding
+        self.sliding_window = (None if sliding_window is None
+                               else require_positive_int("sliding_window", sliding_window))
+
+    @property
+    def grouped(self):
+        """Whether the self-attention is a ``GroupedQueryAttention`` (a lesson 10 option is
+        set, ``num_key_value_heads = num_heads`` included) rather than lesson 09's
+        ``CachedMultiHeadAttention``."""
+        return (self.num_key_value_heads is not None or self.position_encoding is not None
+                or self.sliding_window is not None)
+
     def build(self, x_shape, encoder_outputs_shape=None):
-        self.self_attention = self._attention(x_shape, "self_attention",
-                                              CachedMultiHeadAttention)
+        if self.grouped:
+            self.self_attention = GroupedQueryAttention(
+                self._head_dim(x_shape), self.num_heads,
+                self.num_key_value_heads or self.num_heads, dropout=self.dropout,
+                sliding_window=self.sliding_window, position_encoding=self.position_encoding,
+                dtype=self.dtype_policy, name="self_attention")
+        else:
+            self.self_attention = self._attention(x_shape, "self_attention",
+                                                  CachedMultiHeadAttention)
         self.self_attention.build(x_shape, x_shape)
         self.self_attention_layer_norm = self._layer_norm("self_attention_layer_norm", x_shape)
         self.self_attention_dropout = self._dropout("self_attention_dropout")
@@ -317,6 +367,10 @@ class TransformerDecoderBlock(TransformerBlock):
 
     def copy_weights_from(self, keras_hub_layer):
         """Take the weights of a built ``keras_hub.layers.TransformerDecoder`` by name."""
+        if self.grouped:
+            raise ValueError("keras_hub's TransformerDecoder has no grouped-query, rotary, ALiBi "
+                             "or sliding-window self-attention: only a block without those "
+                             "options can take its weights.")
         theirs_has_cross = has_variable(keras_hub_layer, "cross_attention/query/kernel")
         if not self.built:
             hidden_dim = tuple(find_variable(
@@ -337,3 +391,8 @@ class TransformerDecoderBlock(TransformerBlock):
             self.cross_attention.copy_weights_from(keras_hub_layer, _prefix="cross_attention")
             names.append("cross_attention_layer_norm")
         self._copy_plain_sublayers(keras_hub_layer, names)
+
+    def get_config(self):
+        return {**super().get_config(), "num_key_value_heads": self.num_key_value_heads,
+                "position_encoding": self.position_encoding,
+                "sliding_window": self.sliding_window}
