@@ -13,12 +13,15 @@ import keras
 import numpy as np
 
 from course_lib.layers import (
+    AlibiBias,
     BahdanauAttention,
     ClassToken,
+    GroupedQueryAttention,
     LearnedPositionEmbedding,
     LuongAttention,
     MultiHeadAttention,
     PatchEmbedding,
+    RotaryEmbedding,
     SinusoidalPositionEncoding,
     TransformerDecoderBlock,
     TransformerEncoderBlock,
@@ -205,4 +208,31 @@ LAYER_CASES = [
               lambda layer, x: layer(x["tokens"])),
     LayerCase("learned_position_embedding", lambda: LearnedPositionEmbedding(9),
               {"x": (7, 6)}, lambda layer, x: x["x"] + layer(x["x"])),
+    LayerCase("rotary_embedding", lambda: RotaryEmbedding(max_wavelength=100,
+                                                          scaling_factor=2.0),
+              {"x": (7, 2, 6)}, lambda layer, x: layer(x["x"], start_index=3)),
+    LayerCase("alibi_bias", lambda: AlibiBias(alibi_bias_max=6), {"scores": (3, 5, 5)},
+              lambda layer, x: layer(x["scores"])),
+    LayerCase(
+        "grouped_query_attention",
+        lambda: GroupedQueryAttention(4, 4, 2, dropout=0.1, seed=1),
+        {"query": (5, 8), "value": (6, 8), "attention_mask": (5, 6)},
+        lambda layer, x: layer(x["query"], x["value"], attention_mask=x["attention_mask"],
+                               return_attention_scores=True),
+        bool_inputs=("attention_mask",)),
+    *(LayerCase(
+        f"grouped_query_attention_{encoding}_window",
+        lambda encoding=encoding: GroupedQueryAttention(4, 4, 1, use_bias=False,
+                                                        sliding_window=2,
+                                                        position_encoding=encoding),
+        {"x": (6, 8)},
+        lambda layer, x: layer(x["x"], x["x"], use_causal_mask=True))
+      for encoding in ("rotary", "alibi")),
+    LayerCase(
+        "decoder_only_block_rotary_gqa_window",
+        lambda: TransformerDecoderBlock(16, 4, normalize_first=True, num_key_value_heads=2,
+                                        position_encoding="rotary", sliding_window=3),
+        {"x": (6, 8), "decoder_padding_mask": (6,)},
+        lambda layer, x: layer(x["x"], decoder_padding_mask=x["decoder_padding_mask"]),
+        bool_inputs=("decoder_padding_mask",)),
 ]

@@ -7,18 +7,22 @@ import re
 
 import keras
 import keras_hub
+import numpy as np
 import pytest
 
-from course_lib import forecasting
+from course_lib import forecasting, generation, gpt
 from course_lib.attention import masked_softmax, scaled_dot_product_attention
 from course_lib.attention_maps import attention_rollout, mean_attention_distance
 from course_lib.layers import (
+    AlibiBias,
     BahdanauAttention,
     ClassToken,
+    GroupedQueryAttention,
     LearnedPositionEmbedding,
     LuongAttention,
     MultiHeadAttention,
     PatchEmbedding,
+    RotaryEmbedding,
     SinusoidalPositionEncoding,
     TransformerDecoderBlock,
     TransformerEncoderBlock,
@@ -43,6 +47,16 @@ def keras_mha(num_heads, key_dim):
     layer = keras.layers.MultiHeadAttention(num_heads, key_dim)
     layer.build((2, 5, 8), (2, 7, 8))
     return layer
+
+
+def keras_gqa(kv_heads):
+    layer = keras.layers.GroupQueryAttention(4, 4, kv_heads)
+    layer.build((2, 5, 8), (2, 7, 8))
+    return layer
+
+
+def cache(*shape):
+    return np.zeros(shape, "float32")
 
 
 def keras_hub_block(layer_class, *sequences):
@@ -181,6 +195,57 @@ CASES = {
     "forecaster_heads_do_not_divide_d_model": (
         lambda: forecasting.build_attention_forecaster(d_model=16, num_heads=3),
         r"`d_model` \(16\) must be a multiple of `num_heads` \(3\)"),
+    # Lesson 10: rotary embedding, ALiBi, grouped-query attention and its cache, the GPT
+    "rotary_odd_depth": (
+        lambda: RotaryEmbedding()(t(2, 5, 7)), shapes((2, 5, 7)) + r".*odd depth 7"),
+    "rotary_rank_2_input": (
+        lambda: RotaryEmbedding()(t(5, 8)), shapes((5, 8))),
+    "alibi_rank_3_scores": (
+        lambda: AlibiBias()(t(2, 5, 5)), shapes((2, 5, 5))),
+    "alibi_positions_do_not_match_the_scores": (
+        lambda: AlibiBias()(t(2, 2, 5, 5), query_positions=np.arange(4)),
+        shapes((4,), (2, 2, 5, 5))),
+    "gqa_heads_not_divisible": (
+        lambda: GroupedQueryAttention(4, 4, 3),
+        r"`num_query_heads` \(4\) must be divisible by `num_key_value_heads` \(3\)"),
+    "gqa_unknown_position_encoding": (
+        lambda: GroupedQueryAttention(4, 4, 2, position_encoding="sinusoidal"),
+        r"`position_encoding` must be one of .*'sinusoidal'"),
+    "gqa_batch_differs": (
+        lambda: GroupedQueryAttention(4, 4, 2)(t(2, 5, 8), t(3, 7, 8)),
+        shapes((2, 5, 8), (3, 7, 8))),
+    "gqa_attention_mask_wrong_shape": (
+        lambda: GroupedQueryAttention(4, 4, 2)(t(2, 5, 8), t(2, 7, 8),
+                                               attention_mask=random_bool((2, 5, 6))),
+        shapes((2, 5, 6), (2, 5, 7))),
+    "gqa_cache_with_other_heads": (
+        lambda: GroupedQueryAttention(4, 4, 2)(t(2, 1, 8), t(2, 1, 8),
+                                               cache=cache(2, 2, 6, 4, 4), cache_update_index=0),
+        shapes((2, 2, 6, 2, 4), (2, 2, 6, 4, 4))),
+    "gqa_cache_too_short_without_a_window": (
+        lambda: GroupedQueryAttention(4, 4, 2)(t(2, 1, 8), t(2, 1, 8),
+                                               cache=cache(2, 2, 3, 2, 4), cache_update_index=5),
+        r"3 slots.*" + shapes((2, 2, 3, 2, 4)) + r".*positions before 2"),
+    "gqa_cache_shorter_than_the_window": (
+        lambda: GroupedQueryAttention(4, 4, 2, sliding_window=5)(
+            t(2, 1, 8), t(2, 1, 8), cache=cache(2, 2, 3, 2, 4), cache_update_index=5),
+        r"3 slots.*" + shapes((2, 2, 3, 2, 4)) + r".*4 earlier keys"),
+    "gqa_cache_with_a_padding_mask": (
+        lambda: GroupedQueryAttention(4, 4, 2)(t(2, 1, 8), t(2, 1, 8), cache=cache(2, 2, 3, 2, 4),
+                                               cache_update_index=0,
+                                               attention_mask=random_bool((2, 1, 4))),
+        r"no padding masks and no `attention_mask`"),
+    "gpt_unknown_position_scheme": (
+        lambda: gpt.GPT(10, 8, position_scheme="sinusoidal"),
+        r"`position_scheme` must be one of .*'sinusoidal'"),
+    "gpt_variant_cache_with_other_heads": (
+        lambda: gpt.build_gpt(10, context_length=8, num_layers=1, num_heads=4, d_model=8,
+                              intermediate_dim=8, num_key_value_heads=2).call_with_cache(
+            np.zeros((1, 1), "int32"), cache(1, 1, 2, 8, 4, 2), 0),
+        shapes((1, 1, 2, None, 2, 2), (1, 1, 2, 8, 4, 2))),
+    "kv_cache_unknown_dtype": (
+        lambda: generation.kv_cache_bytes(2, 16, 4, 8, dtype="float8"),
+        r"`dtype` must be one of .*'float8'"),
     # copy_weights_from a layer that does not match
     "copy_mha_heads_differ": (
         lambda: MultiHeadAttention(4, 2).copy_weights_from(keras_mha(2, 4)),
@@ -200,6 +265,9 @@ CASES = {
         lambda: built(TransformerDecoderBlock(16, 2), t(2, 5, 8)).copy_weights_from(
             keras_hub_block(keras_hub.layers.TransformerDecoder, t(2, 5, 8), t(2, 7, 8))),
         r"has_cross_attention=False"),
+    "copy_gqa_key_value_heads_differ": (
+        lambda: GroupedQueryAttention(4, 4, 2).copy_weights_from(keras_gqa(1)),
+        shapes((8, 1, 4), (8, 2, 4))),
     "copy_patch_embedding_from_an_overlapping_convolution": (
         lambda: PatchEmbedding(2, 4).copy_weights_from(
             built(keras.layers.Conv2D(4, 2), t(1, 8, 8, 1))),

@@ -20,10 +20,12 @@ from course_lib import (
     translation,
     vision,
 )
+from course_lib.attention import sliding_window_mask
 from course_lib.attention_maps import patch_distances
 from course_lib.layers import (
     BahdanauAttention,
     CachedMultiHeadAttention,
+    GroupedQueryAttention,
     LearnedPositionEmbedding,
     LocalAttention,
     LuongAttention,
@@ -32,6 +34,8 @@ from course_lib.layers import (
     TransformerDecoderBlock,
     TransformerEncoderBlock,
 )
+from course_lib.layers.alibi_bias import alibi_slopes
+from course_lib.layers.grouped_query_attention import attention_parameters
 from course_lib.transformer_translator import TransformerTranslator
 from course_lib.validation import require_positive_int
 
@@ -85,6 +89,23 @@ CALLS = {
     "forecaster_hidden_units": lambda value: forecasting.build_attention_forecaster(
         hidden_units=value),
     "gru_forecaster_units": lambda value: forecasting.build_gru_forecaster(units=value),
+    "gqa_head_dim": lambda value: GroupedQueryAttention(value, 4, 2),
+    "gqa_num_query_heads": lambda value: GroupedQueryAttention(4, value, 1),
+    "gqa_num_key_value_heads": lambda value: GroupedQueryAttention(4, 4, value),
+    "gqa_sliding_window": lambda value: GroupedQueryAttention(4, 4, 2, sliding_window=value),
+    "decoder_num_key_value_heads": lambda value: TransformerDecoderBlock(
+        16, 4, num_key_value_heads=value),
+    "decoder_sliding_window": lambda value: TransformerDecoderBlock(16, 4, sliding_window=value),
+    "gpt_num_key_value_heads": lambda value: gpt.GPT(10, 8, num_key_value_heads=value),
+    "gpt_sliding_window": lambda value: gpt.GPT(10, 8, sliding_window=value),
+    "alibi_num_heads": lambda value: alibi_slopes(value),
+    "window_mask_window": lambda value: sliding_window_mask(value, 4),
+    "kv_cache_length": lambda value: generation.kv_cache_bytes(2, 16, 4, value),
+    "kv_cache_key_value_heads": lambda value: generation.kv_cache_bytes(
+        2, 16, 4, 8, num_key_value_heads=value),
+    "attention_parameters_head_dim": lambda value: attention_parameters(16, value, 4, 2),
+    "training_length": lambda value: gpt.fit_gpt(gpt.GPT(10, 8), np.arange(50) % 10, 1,
+                                                 length=value),
 }
 NAMES = {"bahdanau_units": "units", "luong_units": "units", "local_half_width": "half_width",
          "local_position_units": "position_units", "mha_num_heads": "num_heads",
@@ -105,7 +126,17 @@ NAMES = {"bahdanau_units": "units", "luong_units": "units", "local_half_width": 
          "mlp_units": "units", "cnn_filters": "filters", "windows_window": "window",
          "forecaster_window": "window", "forecaster_d_model": "d_model",
          "forecaster_num_heads": "num_heads", "forecaster_hidden_units": "hidden_units",
-         "gru_forecaster_units": "units"}
+         "gru_forecaster_units": "units", "gqa_head_dim": "head_dim",
+         "gqa_num_query_heads": "num_query_heads",
+         "gqa_num_key_value_heads": "num_key_value_heads",
+         "gqa_sliding_window": "sliding_window",
+         "decoder_num_key_value_heads": "num_key_value_heads",
+         "decoder_sliding_window": "sliding_window",
+         "gpt_num_key_value_heads": "num_key_value_heads",
+         "gpt_sliding_window": "sliding_window", "alibi_num_heads": "num_heads",
+         "window_mask_window": "window", "kv_cache_length": "length",
+         "kv_cache_key_value_heads": "num_key_value_heads",
+         "attention_parameters_head_dim": "head_dim", "training_length": "length"}
 
 
 @pytest.mark.parametrize("value", [True, 2.5, 2.0, 0, -1, "2"],

@@ -16,14 +16,17 @@ from keras import ops
 
 from course_lib import gpt
 from course_lib.layers import (
+    AlibiBias,
     BahdanauAttention,
     CachedMultiHeadAttention,
     ClassToken,
+    GroupedQueryAttention,
     LearnedPositionEmbedding,
     LocalAttention,
     LuongAttention,
     MultiHeadAttention,
     PatchEmbedding,
+    RotaryEmbedding,
     SinusoidalPositionEncoding,
     TransformerDecoderBlock,
     TransformerEncoderBlock,
@@ -189,6 +192,30 @@ def class_token_pair(policy):
     return (lambda layer: layer(tokens), lambda layer: layer([first, tokens]), ours, theirs)
 
 
+def rotary_pair(policy):
+    x = random_tensor((2, 6, 2, 8), 1)
+    return (lambda layer: layer(x, start_index=3)), RotaryEmbedding(dtype=policy), \
+        keras_hub.layers.RotaryEmbedding(dtype=policy)
+
+
+def alibi_pair(policy):
+    """keras_hub's bias differs from ours by a constant per query row (the distance to the
+    last key instead of to the query), so the last row, where the two agree, is compared."""
+    scores = random_tensor((2, 4, 5, 5), 1)
+    return (lambda layer: layer(scores)[:, :, -1]), AlibiBias(dtype=policy), \
+        keras_hub.layers.AlibiBias(dtype=policy)
+
+
+def grouped_query_pair(policy):
+    x = random_tensor((2, 5, 8), 1)
+    theirs = keras.layers.GroupQueryAttention(4, 4, 2, sliding_window=3, dtype=policy)
+    theirs(x, x)
+    scaled_random_weights(theirs)
+    ours = GroupedQueryAttention(4, 4, 2, sliding_window=3, dtype=policy)
+    ours.copy_weights_from(theirs)
+    return (lambda layer: layer(x, x, use_causal_mask=True)), ours, theirs
+
+
 def same_call(pair):
     call, ours, theirs = pair
     return call, call, ours, theirs
@@ -217,6 +244,9 @@ PAIRS = {
     "patch_embedding": patch_embedding_pair,
     "learned_position_embedding": lambda policy: same_call(position_embedding_pair(policy)),
     "class_token": class_token_pair,
+    "rotary_embedding": lambda policy: same_call(rotary_pair(policy)),
+    "alibi_bias": lambda policy: same_call(alibi_pair(policy)),
+    "grouped_query_attention": lambda policy: same_call(grouped_query_pair(policy)),
 }
 
 
@@ -286,12 +316,15 @@ def test_local_attention_follows_the_dtype_policy(mode, policy, how):
                                atol=ATOL[policy])
 
 
+@pytest.mark.parametrize("options", [
+    {}, {"position_scheme": "rotary", "num_key_value_heads": 1, "sliding_window": 3},
+    {"position_scheme": "alibi"}], ids=["lesson_09", "rotary_mqa_window", "alibi"])
 @pytest.mark.parametrize("policy", POLICIES)
-def test_gpt_follows_the_dtype_policy(policy, how):
-    """Lesson 09's GPT has no Keras counterpart: the half-precision model against the same
-    weights in float32, without and with its key/value cache."""
+def test_gpt_follows_the_dtype_policy(policy, how, options):
+    """Lesson 09's GPT (and lesson 10's variants) has no Keras counterpart: the half-precision
+    model against the same weights in float32, without and with its key/value cache."""
     sizes = {"context_length": 6, "num_layers": 2, "num_heads": 2, "d_model": 8,
-             "intermediate_dim": 16}
+             "intermediate_dim": 16, **options}
     full = gpt.GPT(7, **sizes)
     full.build()
     scaled_random_weights(full)
