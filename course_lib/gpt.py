@@ -30,7 +30,9 @@ text, AdamW with a linear warm-up then a cosine decay, compiled (``jit_compile=T
 
 Generating (``course_lib.generation``) calls :meth:`GPT.call_with_cache` one token at a time
 with a key/value cache from :meth:`GPT.empty_cache`. With absolute positions the cache cannot
-slide: a model generates at most ``context_length`` tokens with it (prompt included).
+slide: a model generates at most ``context_length`` tokens with it (prompt included). With
+rotary or ALiBi positions it can go on, and with a sliding window its cache is a ring of
+``sliding_window`` slots.
 
 The shipped weights: ``scripts/train_gpt.py`` trains :data:`SIZES` with :data:`TRAINING` and
 writes ``weights/gpt_shakespeare.weights.h5`` (float16) and
