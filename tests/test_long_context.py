@@ -251,8 +251,9 @@ def test_parameter_count_formula(kv_heads, use_bias):
 # --- The cache: a ring of slots -------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("position_encoding", [None, "rotary", "alibi"])
-@pytest.mark.parametrize("window, slots", [(None, 9), (3, 3), (3, 2), (4, 9)])
+@pytest.mark.parametrize("position_encoding, window, slots", [
+    (None, None, 9), (None, 3, 3), ("rotary", None, 9), ("rotary", 3, 2), ("alibi", None, 9),
+    ("alibi", 4, 9)])
 def test_cached_steps_equal_full_attention(position_encoding, window, slots):
     """A prompt of 4 tokens, a chunk of 2, then single tokens: the outputs of full causal
     attention, with a cache as long as the text or a ring of ``w`` (even ``w − 1``) slots."""
