@@ -166,6 +166,10 @@ def main(argv=None):
               f"cache {record['kv_cache_bytes_per_token']:,} B/token", flush=True)
         records.append(record)
         models[name] = model
+        # what is done so far, in case the run stops before the end
+        partial = args.out.with_name(args.out.name + ".partial")
+        partial.parent.mkdir(parents=True, exist_ok=True)
+        partial.write_text(json.dumps({"variants": records}, indent=1) + "\n", encoding="utf-8")
 
     prompt = corpus.vocabulary.encode(PROMPT)
     speeds = generation_speed(models, prompt, args.repeats)
@@ -197,8 +201,8 @@ def main(argv=None):
                     "python": platform.python_version(), "keras": keras.__version__,
                     "backend": keras.backend.backend()},
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+    partial.unlink()
     print(f"-> {args.out}\ntotal: {result['cpu_minutes']} CPU minutes, {result['wall_minutes']} "
           f"wall minutes (load average {result['load_average']})", flush=True)
     return 0
