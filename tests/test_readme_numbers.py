@@ -122,6 +122,43 @@ def test_lesson_09_validation_loss_cost_and_cache_speed_up():
                            round(benchmark["wall_seconds"] / 60)]
 
 
+def test_lesson_10_cache_figures_ablation_and_extrapolation():
+    from course_lib.generation import kv_cache_bytes
+
+    row = readme_row("10")
+    mha, gqa = quoted(row, r"(\d+\.\d) GB for a 32-layer, d = 4,096 model at 32k tokens, "
+                           r"(\d\.\d) GB with 8 KV heads")
+    assert [mha, gqa] == [round(kv_cache_bytes(32, 4096, 32, 32_768, num_key_value_heads=heads,
+                                               dtype="bfloat16") / 1e9, 1) for heads in (32, 8)]
+
+    ablation = record("notebooks/results/10_long_context_ablation.json")
+    runs = {run["name"]: run for run in ablation["variants"]}
+    rope, learned, seed_gap, alibi, gqa2, mqa1, window = quoted(
+        row, r"RoPE (\d\.\d{3}) nats per character against (\d\.\d{3}) for learned positions "
+             r"\(seed gap (0\.\d{4})\), ALiBi (\d\.\d{3}), 2 or 1 KV heads (\d\.\d{3}) and "
+             r"(\d\.\d{3}), a window of 16 (\d\.\d{3})")
+    assert [rope, learned, alibi, gqa2, mqa1, window] == [
+        round(runs[name]["validation_loss"], 3)
+        for name in ("rotary", "learned", "alibi", "gqa2", "mqa1", "window16")]
+    assert seed_gap == round(abs(runs["learned"]["validation_loss"]
+                                 - runs["learned_seed2"]["validation_loss"]), 4)
+
+    def mean_loss(name, begin, end):
+        return round(float(np.mean(runs[name]["loss_by_position"]["256"][begin:end])), 2)
+
+    past, rope_far, alibi_far, windowed_far = quoted(
+        row, r"learned positions reach (\d\.\d\d) past position 63, RoPE (\d\.\d\d) on "
+             r"positions 128–255, ALiBi (\d\.\d\d) and RoPE with a window (\d\.\d\d)")
+    assert [past, rope_far, alibi_far, windowed_far] == [
+        mean_loss("learned", 64, 256), mean_loss("rotary", 128, 256),
+        mean_loss("alibi", 128, 256), mean_loss("rotary_window16", 128, 256)]
+
+    cpu, wall = quoted((ROOT / "README.md").read_text(),
+                       r"\| `scripts/long_context_ablation.py` \|.*\| (\d+) CPU minutes "
+                       r"\((\d+) wall minutes\) \|")
+    assert [cpu, wall] == [round(ablation["cpu_minutes"]), round(ablation["wall_minutes"])]
+
+
 def test_lesson_12_accuracies_and_forecast_errors():
     row = readme_row("12")
     runs = record("notebooks/results/12_digits_classifiers.json")["runs"]
