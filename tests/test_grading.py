@@ -16,7 +16,7 @@ import nbformat
 import numpy as np
 import pytest
 
-from course_lib.checks import EXERCISES
+from course_lib.checks import EXERCISES, GRADING_TIMEOUTS_S
 from course_lib.checks.core import Outcome
 from course_lib.grading.exchange import (
     MAX_RESULT_BYTES,
@@ -90,13 +90,14 @@ COPIES = {f"student_{number:02d}": COPIED[number % len(COPIED)]
           for number in range(BATCH_SIZE - len(EXPECTED))}
 
 
-def grade(folder: Path, sheet: Path) -> subprocess.CompletedProcess:
+def grade(folder: Path, sheet: Path, timeout_s: float = TIMEOUT_S, memory_mb: int = MEMORY_MB,
+          *options: str) -> subprocess.CompletedProcess:
     environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONHASHSEED": "0",
                    "PYTHONPATH": str(ROOT)}
     return subprocess.run(
         [sys.executable, "-m", "course_lib.grading", str(folder), "--csv", str(sheet),
-         "--timeout", str(TIMEOUT_S), "--memory-mb", str(MEMORY_MB), "--jobs", "2"],
-        capture_output=True, text=True, env=environment, timeout=600, check=False)
+         "--timeout", str(timeout_s), "--memory-mb", str(memory_mb), "--jobs", "2", *options],
+        capture_output=True, text=True, env=environment, timeout=900, check=False)
 
 
 @pytest.fixture(scope="module")
@@ -208,20 +209,33 @@ def test_exercises_are_found_by_marker_or_tag_anywhere():
 SOLUTIONS = sorted(path.name for path in (ROOT / "solutions").glob("*.ipynb"))
 
 
+# What the grader must say of each lesson's wrong_build fixture (see make_submissions.py).
+WRONG_BUILD_REASONS = {
+    "05": "Your scores are not scaled",
+}
+DEFAULT_MEMORY_MB = 2048  # the grader's default: a kernel with Keras uses about 700 MB
+
+
 @pytest.mark.parametrize("lesson", SOLUTIONS)
 def test_grader_gives_each_solution_full_marks_and_its_learner_copy_nothing(lesson, tmp_path):
-    """What an instructor would see grading the course's own notebooks: every exercise of the
-    solution passes; the untouched learner copy gets 0 and "not done yet" for each, no error."""
+    """What an instructor would see grading the course's own notebooks with the timeout the
+    documentation gives for the lesson: every exercise of the solution passes; the untouched
+    learner copy gets 0 and "not done yet" for each, no error; the solution with one slip in
+    its build exercise loses that exercise only, with the slip named."""
+    number = lesson[:2]
     folder = tmp_path / "class"
     folder.mkdir()
     shutil.copyfile(ROOT / "solutions" / lesson, folder / "solution.ipynb")
     shutil.copyfile(ROOT / "notebooks" / "exercises" / lesson, folder / "untouched.ipynb")
+    wrong = FIXTURES / f"wrong_build_{number}.ipynb"
+    if wrong.exists():
+        shutil.copyfile(wrong, folder / "wrong_build.ipynb")
     sheet = tmp_path / "grades.csv"
-    result = grade(folder, sheet)
+    result = grade(folder, sheet, GRADING_TIMEOUTS_S[number], DEFAULT_MEMORY_MB)
     assert result.returncode == 0, result.stderr
     rows = {row["student"]: row for row in csv.DictReader(io.StringIO(sheet.read_text()))}
-    assert set(rows) == {"solution", "untouched"}
-    exercise_ids = [e.exercise_id for e in EXERCISES.values() if e.lesson == lesson[:2]]
+    assert set(rows) == {"solution", "untouched"} | ({"wrong_build"} if wrong.exists() else set())
+    exercise_ids = [e.exercise_id for e in EXERCISES.values() if e.lesson == number]
     assert len(exercise_ids) >= 2, "each lesson has 2 to 4 exercises"
     for student, total in (("solution", len(exercise_ids)), ("untouched", 0)):
         row = rows[student]
@@ -230,6 +244,13 @@ def test_grader_gives_each_solution_full_marks_and_its_learner_copy_nothing(less
     for exercise_id in exercise_ids:
         assert rows["solution"][f"{exercise_id}_reason"].startswith("passed (")
         assert rows["untouched"][f"{exercise_id}_reason"].startswith("not done yet: `")
+    if wrong.exists():
+        row = rows["wrong_build"]
+        assert row["status"] == "ok", row
+        assert int(row["total"]) == len(exercise_ids) - 1, row
+        failed = [exercise_id for exercise_id in exercise_ids
+                  if int(row[f"{exercise_id}_score"]) == 0]
+        assert len(failed) == 1 and WRONG_BUILD_REASONS[number] in row[f"{failed[0]}_reason"], row
 
 
 def test_a_batch_mixing_lessons_grades_each_notebook_on_its_own_exercises(tmp_path):

@@ -61,6 +61,7 @@ from course_lib.checks import (
 )
 from course_lib.checks.core import (
     CHECK_SEED,
+    Case,
     Exercise,
     Verdict,
     diagnose,
@@ -87,16 +88,30 @@ def _build_registry() -> dict[str, Exercise]:
 EXERCISES: dict[str, Exercise] = _build_registry()
 """Every graded exercise of the course, by id (``"02.1"``)."""
 
+DEFAULT_GRADING_TIMEOUT_S = 120
 
-def run_check(exercise_id: str, function: Any, seed: int = CHECK_SEED) -> Verdict:
-    """Run the learner's ``function`` on the exercise's check inputs and diagnose the result."""
+GRADING_TIMEOUTS_S: dict[str, int] = {
+    module.EXERCISES[0].lesson: getattr(module, "GRADING_TIMEOUT_S", DEFAULT_GRADING_TIMEOUT_S)
+    for module in _LESSON_MODULES}
+"""The ``--timeout`` an instructor should grade each lesson with (``"05"`` → seconds): what one
+submission needs on a shared 2-core machine, with a margin; a lesson module sets it as
+``GRADING_TIMEOUT_S`` when its build exercise trains or imports Keras."""
+
+
+def run_check(exercise_id: str, function: Any, seed: int = CHECK_SEED,
+              invoke: Callable[[Any, Case], Any] | None = None) -> Verdict:
+    """Run the learner's ``function`` on the exercise's check inputs and diagnose the result.
+
+    ``invoke`` replaces the exercise's way of calling it: the tests run the NumPy reference and
+    mistake models of a build exercise through ``exercise.call_model``.
+    """
     exercise = EXERCISES[exercise_id]
     if not callable(function):
         return Verdict(False, f"expected your function `{exercise.function_name}`, "
                               f"got an object of type {type(function).__name__}.")
     cases = exercise.cases(seed)
     references = [exercise.reference_outputs(case) for case in cases]
-    outcomes = [run_learner_function(exercise, function, case) for case in cases]
+    outcomes = [run_learner_function(exercise, function, case, invoke) for case in cases]
     return diagnose(exercise, cases, outcomes, references)
 
 
