@@ -6,9 +6,11 @@ solution notebooks and their learner copies.)"""
 from collections import Counter
 
 import numpy as np
+import pytest
 
 from course_lib.checks import EXERCISES, lesson01, lesson03, lesson04, run_check
-from course_lib.checks.core import Outcome, diagnose
+from course_lib.checks.core import CHECK_SEED, Outcome, diagnose
+from tests.exercise_sources import solution_object
 
 
 def reason_for(exercise_id, function):
@@ -173,67 +175,85 @@ def test_one_accuracy_instead_of_two():
         "(token_accuracy, sequence_accuracy).")
 
 
-# --- 03.1 additive_scores ----------------------------------------------------------------------
+# --- 03.1 BahdanauAttention (build) ---------------------------------------------------------
+
+SEEDS = (CHECK_SEED, 0, 1)
 
 
-def _pairwise(query, keys, W1, W2):
-    return (query @ W1)[:, :, None, :] + (keys @ W2)[:, None, :, :]
+def bahdanau(*replacements):
+    return solution_object("03.1", "BahdanauAttention", *replacements)
 
 
-def test_additive_scores_without_tanh():
-    def additive_scores(query, keys, W1, W2, v):
-        return np.einsum("bqku,u->bqk", _pairwise(query, keys, W1, W2), v)
-
-    assert reason_for("03.1", additive_scores).startswith("Your scores are missing the tanh")
-
-
-def test_additive_scores_with_v_inside_the_tanh():
-    def additive_scores(query, keys, W1, W2, v):
-        return np.tanh(_pairwise(query, keys, W1, W2) @ v)
-
-    assert "tanh after multiplying by v" in reason_for("03.1", additive_scores)
+@pytest.mark.parametrize("seed", SEEDS)
+def test_the_solution_layer_passes_on_every_seed(seed):
+    verdict = run_check("03.1", bahdanau(), seed=seed)
+    assert verdict.passed, verdict.reason
 
 
-def test_additive_scores_summing_instead_of_v():
-    def additive_scores(query, keys, W1, W2, v):
-        return np.tanh(_pairwise(query, keys, W1, W2)).sum(-1)
-
-    assert "instead of weighting them by v" in reason_for("03.1", additive_scores)
-
-
-def test_additive_weights_instead_of_scores():
-    def additive_scores(query, keys, W1, W2, v):
-        scores = lesson03.additive_scores(query, keys, W1, W2, v)
-        return np.exp(scores) / np.exp(scores).sum(-1, keepdims=True)
-
-    assert "returned the attention weights" in reason_for("03.1", additive_scores)
-
-
-def test_additive_scores_with_w1_and_w2_swapped():
-    def additive_scores(query, keys, W1, W2, v):
-        return np.tanh(_pairwise(query, keys, W2, W1)) @ v
-
-    reason = reason_for("03.1", additive_scores)
-    assert reason.startswith("`additive_scores` raised ValueError: matmul")
-    assert "W1 (dq, units) multiplies the query" in reason
+SOFTMAX = "weights = masked_softmax(scores, None if mask is None else mask[:, None, :])"
+BAHDANAU_SLIPS = {
+    "no tanh": (("hidden = ops.tanh(projected_query + projected_values)",
+                 "hidden = projected_query + projected_values"), "missing the tanh"),
+    "mask ignored": ((SOFTMAX, "weights = masked_softmax(scores, None)"),
+                     "Your layer ignores `mask`"),
+    "mask inverted": ((SOFTMAX, SOFTMAX.replace("mask[:, None, :]", "~mask[:, None, :]")),
+                      "Your mask has the opposite polarity"),
+    "units summed": (("scores = ops.matmul(hidden, self.score_vector)",
+                      "scores = ops.sum(hidden, axis=-1)"), "instead of weighting them by"),
+    "frozen weight": (('self.score_vector = self.add_weight(name="score_vector", '
+                       'shape=(self.units,))', 'self.score_vector = self.add_weight('
+                       'name="score_vector", shape=(self.units,), trainable=False)'),
+                      "a training step leaves score_vector unchanged"),
+}
 
 
-def test_additive_scores_transposed():
-    def additive_scores(query, keys, W1, W2, v):
-        return np.swapaxes(lesson03.additive_scores(query, keys, W1, W2, v), -1, -2)
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("slip", sorted(BAHDANAU_SLIPS))
+def test_a_slip_in_the_bahdanau_layer_is_named_on_every_seed(slip, seed):
+    replacement, message = BAHDANAU_SLIPS[slip]
+    verdict = run_check("03.1", bahdanau(replacement), seed=seed)
+    assert not verdict.passed and message in verdict.reason, verdict.reason
 
-    assert reason_for("03.1", additive_scores).startswith(
-        "Your `scores` is transposed: expected shape (2, 3, 5)")
+
+def test_a_layer_for_three_dimensional_queries_only_names_the_call():
+    verdict = run_check("03.1", bahdanau(("single_step = len(query.shape) == 2",
+                                          "single_step = False")))
+    assert not verdict.passed
+    assert "query of shape (3, 5)" in verdict.reason, verdict.reason
 
 
 # --- 03.2 teacher_forcing_inputs ---------------------------------------------------------------
+
+
+LEAK = "the leak that makes teacher-forced training look perfect"
 
 
 def test_decoder_reads_the_answer():
     def teacher_forcing_inputs(targets, start_id=1, end_id=2, pad_id=0):
         return targets.copy()
 
-    assert "a leak" in reason_for("03.2", teacher_forcing_inputs)
+    reason = reason_for("03.2", teacher_forcing_inputs)
+    assert reason.startswith("Your decoder inputs are the targets themselves") and LEAK in reason
+
+
+def test_decoder_reads_the_answer_with_the_ends_made_padding():
+    """Not shifted, but otherwise tidy: still the leak, not a difference of numbers."""
+    def teacher_forcing_inputs(targets, start_id=1, end_id=2, pad_id=0):
+        inputs = np.where(targets == end_id, pad_id, targets)
+        inputs[:, 0] = np.where(inputs[:, 0] == pad_id, pad_id, inputs[:, 0])
+        return inputs
+
+    reason = reason_for("03.2", teacher_forcing_inputs)
+    assert reason.startswith("Your decoder inputs are the targets themselves") and LEAK in reason
+
+
+def test_decoder_reads_the_answer_behind_a_start_token_written_over_it():
+    def teacher_forcing_inputs(targets, start_id=1, end_id=2, pad_id=0):
+        inputs = targets.copy()
+        inputs[:, 0] = start_id
+        return inputs
+
+    assert LEAK in reason_for("03.2", teacher_forcing_inputs)
 
 
 def test_shifted_left():
@@ -242,7 +262,19 @@ def test_shifted_left():
         shifted[:, -1] = pad_id
         return shifted
 
-    assert reason_for("03.2", teacher_forcing_inputs).startswith("You shifted the targets left")
+    reason = reason_for("03.2", teacher_forcing_inputs)
+    assert reason.startswith("Your decoder inputs are the targets shifted left") and LEAK in reason
+
+
+def test_shifted_left_with_a_start_token_in_front():
+    def teacher_forcing_inputs(targets, start_id=1, end_id=2, pad_id=0):
+        shifted = np.roll(targets, -1, axis=1)
+        shifted[:, -1] = pad_id
+        shifted[:, 0] = start_id
+        return np.where(shifted == end_id, pad_id, shifted)
+
+    reason = reason_for("03.2", teacher_forcing_inputs)
+    assert "shifted left" in reason and LEAK in reason
 
 
 def test_end_token_kept_in_the_inputs():
@@ -327,7 +359,7 @@ def test_short_candidate_divides_by_zero():
 
     reason = reason_for("03.3", clipped_precision)
     assert reason.startswith("`clipped_precision` raised ZeroDivisionError")
-    assert reason.endswith("return 0.0 for a candidate shorter than n.")
+    assert "a candidate shorter than n has no n-gram, and its precision is then 0.0" in reason
 
 
 def test_a_correct_precision_written_with_counter_intersection_passes():
