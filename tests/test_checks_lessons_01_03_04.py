@@ -409,7 +409,7 @@ def test_concat_with_the_wrong_split_of_w():
 
     reason = reason_for("04.1", concat_score)
     assert reason.startswith("`concat_score` raised ValueError")
-    assert "W[:dq] multiplies the query" in reason
+    assert "W has dq + dk rows, one per feature of [q; k]" in reason
 
 
 # --- 04.2 local_m_mask -------------------------------------------------------------------------
@@ -483,7 +483,7 @@ def test_positions_with_lengths_not_broadcast():
 
     reason = reason_for("04.3", predicted_positions)
     assert reason.startswith("`predicted_positions` raised ValueError")
-    assert reason.endswith("[:, None], to scale the (B, Tq) sigmoid.")
+    assert reason.endswith("the lengths need an axis for the target steps.")
 
 
 def test_positions_not_scaled():
@@ -493,89 +493,53 @@ def test_positions_not_scaled():
     assert "between 0 and 1" in reason_for("04.3", predicted_positions)
 
 
-# --- 04.4 local_p_weights ----------------------------------------------------------------------
+# --- 04.4 LocalPAttention (build) ------------------------------------------------------------
 
 
-def _window_softmax(scores, window):
-    exponentials = np.where(window, np.exp(scores - np.where(window, scores, -np.inf).max(
-        -1, keepdims=True)), 0.0)
-    return exponentials / exponentials.sum(-1, keepdims=True)
+def local_p(*replacements):
+    return solution_object("04.4", "LocalPAttention", *replacements)
 
 
-def _local_p(scores, positions, source_mask, D, sigma=None, window_width=None):
-    s = np.arange(scores.shape[-1])
-    p = positions[..., None]
-    width = D if window_width is None else window_width
-    window = (np.abs(s - p) <= width) & source_mask[:, None, :]
-    sigma = D / 2 if sigma is None else sigma
-    return _window_softmax(scores, window) * np.exp(-(s - p) ** 2 / (2 * sigma ** 2))
+@pytest.mark.parametrize("seed", SEEDS)
+def test_the_solution_local_p_layer_passes_on_every_seed(seed):
+    verdict = run_check("04.4", local_p(), seed=seed)
+    assert verdict.passed, verdict.reason
 
 
-def test_local_p_without_the_gaussian():
-    def local_p_weights(scores, positions, source_mask, D):
-        s = np.arange(scores.shape[-1])
-        window = (np.abs(s - positions[..., None]) <= D) & source_mask[:, None, :]
-        return _window_softmax(scores, window)
-
-    assert reason_for("04.4", local_p_weights).startswith(
-        "Your weights are the softmax over the window without the Gaussian")
-
-
-def test_local_p_sigma_equal_to_d():
-    def local_p_weights(scores, positions, source_mask, D):
-        return _local_p(scores, positions, source_mask, D, sigma=D)
-
-    assert "σ = D;" in reason_for("04.4", local_p_weights)
-
-
-def test_local_p_window_ignored():
-    def local_p_weights(scores, positions, source_mask, D):
-        s = np.arange(scores.shape[-1])
-        gaussian = np.exp(-(s - positions[..., None]) ** 2 / (2 * (D / 2) ** 2))
-        return _window_softmax(scores, np.broadcast_to(source_mask[:, None, :],
-                                                       scores.shape)) * gaussian
-
-    assert reason_for("04.4", local_p_weights).startswith(
-        "Your softmax runs over the whole sentence, not the window")
+LOCAL_P_SLIPS = {
+    "sigma = D": (("sigma = self.half_width / 2", "sigma = self.half_width"),
+                  "Your Gaussian has σ = D"),
+    "no gaussian": (("weights = masked_softmax(scores, window) * ops.exp(-offsets**2 / (2 * "
+                     "sigma**2))", "weights = masked_softmax(scores, window)"),
+                    "without the Gaussian"),
+    "window into the padding": (("& real[:, None, :]", ""), "not clipped to the sentence"),
+    "padded length": (("lengths = ops.sum(ops.cast(real, query.dtype), axis=1, keepdims=True)",
+                       "lengths = ops.cast(ops.shape(values)[1], query.dtype)"),
+                      "scaled by the padded length S"),
+    "no sigmoid": (("lengths * ops.sigmoid(ops.matmul(hidden, self.position_vector))",
+                    "lengths * ops.matmul(hidden, self.position_vector)"), "have no sigmoid"),
+    "renormalised": (("return ops.matmul(weights, values), weights, positions",
+                      "weights = weights / ops.sum(weights, axis=-1, keepdims=True)\n"
+                      "        return ops.matmul(weights, values), weights, positions"),
+                     "You renormalised the weights"),
+    "rounded position": (("offsets = source[None, None, :] - positions[:, :, None]",
+                          "offsets = source[None, None, :] - ops.round(positions)[:, :, None]"),
+                         "You rounded p_t"),
+}
 
 
-def test_local_p_window_into_the_padding():
-    def local_p_weights(scores, positions, source_mask, D):
-        return _local_p(scores, positions, np.ones_like(source_mask), D)
-
-    assert "not clipped to the sentence" in reason_for("04.4", local_p_weights)
-
-
-def test_local_p_renormalised():
-    def local_p_weights(scores, positions, source_mask, D):
-        weights = _local_p(scores, positions, source_mask, D)
-        return weights / weights.sum(-1, keepdims=True)
-
-    assert reason_for("04.4", local_p_weights).startswith("You renormalised the weights")
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("slip", sorted(LOCAL_P_SLIPS))
+def test_a_slip_in_the_local_p_layer_is_named_on_every_seed(slip, seed):
+    replacement, message = LOCAL_P_SLIPS[slip]
+    verdict = run_check("04.4", local_p(replacement), seed=seed)
+    assert not verdict.passed and message in verdict.reason, verdict.reason
 
 
-def test_local_p_rounded_position():
-    def local_p_weights(scores, positions, source_mask, D):
-        return _local_p(scores, np.round(positions), source_mask, D)
-
-    assert reason_for("04.4", local_p_weights).startswith("You rounded p_t")
-
-
-def test_local_p_window_one_too_wide_is_seen_from_the_weights():
-    def local_p_weights(scores, positions, source_mask, D):
-        return _local_p(scores, positions, source_mask, D, window_width=D + 1)
-
-    assert reason_for("04.4", local_p_weights).startswith(
-        "Your weights are not zero outside the window")
-
-
-def test_local_p_weights_on_padding_are_seen_from_the_weights():
-    def local_p_weights(scores, positions, source_mask, D):
-        weights = _local_p(scores, positions, source_mask, D)
-        return np.where(source_mask[:, None, :], weights, 0.01)
-
-    assert reason_for("04.4", local_p_weights).startswith(
-        "Your weights are not zero on the padding")
+def test_a_local_p_layer_with_the_window_one_too_wide_is_seen_from_the_weights():
+    verdict = run_check("04.4", local_p(("<= self.half_width)", "<= self.half_width + 1)")))
+    assert not verdict.passed
+    assert verdict.reason.startswith("Your weights are not zero outside the window")
 
 
 # --- The grader's path: outputs that came back as data ------------------------------------------

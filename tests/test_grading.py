@@ -212,6 +212,7 @@ SOLUTIONS = sorted(path.name for path in (ROOT / "solutions").glob("*.ipynb"))
 # What the grader must say of each lesson's wrong_build fixture (see make_submissions.py).
 WRONG_BUILD_REASONS = {
     "03": "Your layer ignores `mask`",
+    "04": "Your Gaussian has σ = D",
     "05": "Your scores are not scaled",
     "07": "Your mask has the opposite polarity",
 }
