@@ -214,6 +214,7 @@ WRONG_BUILD_REASONS = {
     "03": "Your layer ignores `mask`",
     "04": "Your Gaussian has σ = D",
     "05": "Your scores are not scaled",
+    "08": "has no causal mask",
     "07": "Your mask has the opposite polarity",
 }
 DEFAULT_MEMORY_MB = 2048  # the grader's default: a kernel with Keras uses about 700 MB
