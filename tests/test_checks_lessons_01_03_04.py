@@ -175,6 +175,63 @@ def test_one_accuracy_instead_of_two():
         "(token_accuracy, sequence_accuracy).")
 
 
+# --- 01.4 AttentionSeq2Seq (build: trains) -----------------------------------------------------
+# Each run trains a small model (about 10 s of one core): a few seeds, the solution and the two
+# usual slips, the bottleneck and the unmasked source.
+
+ATTENTION = ("context, _ = self.attention(decoder_outputs, encoder_outputs, mask=source_mask)\n"
+             "        return self.classifier(self.combine(ops.concatenate([decoder_outputs, "
+             "context], axis=-1)))")
+
+
+def seq2seq(*replacements):
+    return solution_object("01.4", "AttentionSeq2Seq", *replacements)
+
+
+@pytest.mark.parametrize("seed", [CHECK_SEED, 0, 1])
+def test_the_solution_seq2seq_reaches_the_bar_on_every_seed(seed):
+    verdict = run_check("01.4", seq2seq(), seed=seed)
+    assert verdict.passed, verdict.reason
+
+
+@pytest.mark.parametrize("seed", [CHECK_SEED, 0])
+def test_the_bottleneck_fails_on_every_seed_with_its_signature(seed):
+    """The same model without the attention: the decoder reads the source through its initial
+    state only."""
+    verdict = run_check("01.4", seq2seq(
+        (ATTENTION, "return self.classifier(self.combine(decoder_outputs))")), seed=seed)
+    assert not verdict.passed and "the signature of the bottleneck" in verdict.reason, (
+        verdict.reason)
+
+
+def test_a_seq2seq_that_reads_padding_is_named():
+    verdict = run_check("01.4", seq2seq(("source_mask = ops.not_equal(source_ids, 0)",
+                                         "source_mask = None")))
+    assert not verdict.passed
+    assert verdict.reason.startswith("Your model's logits change when the same sources come "
+                                     "with more padding")
+
+
+def test_the_seq2seq_judgement_reads_the_arrays_alone():
+    """The grader's path, on made-up outputs: perfect predictions pass; a decoder that reads
+    ahead, or whose logits have the wrong shape, is named without any training."""
+    exercise = EXERCISES["01.4"]
+    case = exercise.cases(CHECK_SEED)[0]
+    _, test = lesson01.reversal_data(case["seed"])
+    logits = np.random.default_rng(0).normal(size=(8, test.targets.shape[1], 13))
+    ahead = logits.copy()
+    ahead[:, 0] += 1.0
+    right = (test.targets, logits, logits, logits)
+    assert diagnose(exercise, [case], [Outcome(outputs=right)], [None]).passed
+    leaky = diagnose(exercise, [case], [Outcome(outputs=(test.targets, logits, logits, ahead))],
+                     [None])
+    assert "reads ahead" in leaky.reason
+    flat = diagnose(exercise, [case], [Outcome(outputs=(test.targets, logits[..., 0],
+                                                         logits[..., 0], logits[..., 0]))],
+                    [None])
+    assert flat.reason.startswith("Your model returns an array of shape (8, 11)")
+
+
 # --- 03.1 BahdanauAttention (build) ---------------------------------------------------------
 
 SEEDS = (CHECK_SEED, 0, 1)

@@ -92,7 +92,7 @@ def _printed_lines(notebook_path: Path, monkeypatch) -> list[str]:
     """
     monkeypatch.setenv("PYTHONPATH", str(ROOT))  # the kernel imports this checkout's course_lib
     notebook = nbformat.read(notebook_path, as_version=4)
-    NotebookClient(notebook, kernel_name="python3", timeout=120,
+    NotebookClient(notebook, kernel_name="python3", timeout=600,  # 01 and 06 train a model
                    resources={"metadata": {"path": str(notebook_path.parent)}}).execute()
     return [line for cell in notebook.cells if cell.cell_type == "code"
             for output in cell.outputs if output.get("name") == "stdout"

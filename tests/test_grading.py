@@ -7,6 +7,7 @@ to 30 students. It is graded twice; every test below reads the first run's grade
 import csv
 import io
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -24,7 +25,12 @@ from course_lib.grading.exchange import (
     load_outcomes,
     save_outcomes,
 )
-from course_lib.grading.submissions import exercise_cells
+from course_lib.grading.submissions import (
+    LessonError,
+    assign_lessons,
+    exercise_cells,
+    lessons_in_text,
+)
 from tests.fixtures import make_submissions
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -69,7 +75,7 @@ EXPECTED = {
         "02.1": (0, "Your `weights` is off by up to"),
         "02.2": (0, "Your `weights` do not sum to 1 along the keys"),
         "02.3": (0, "Your `output` is off by up to"),
-        "02.4": (0, "your τ is too small"),
+        "02.4": (0, "your weights differ from the softmax of"),
     }),
     "fake_results": ("ok", every(0, "not done yet: `")),
     "corrupt_json": ("invalid_notebook", every(0, "invalid notebook: the file is not JSON")),
@@ -122,7 +128,8 @@ def rows(batch):
 
 def test_committed_fixtures_are_what_the_script_makes():
     made = make_submissions.build()
-    committed = {path.name: path.read_text(encoding="utf-8") for path in FIXTURES.glob("*.ipynb")}
+    committed = {path.relative_to(FIXTURES).as_posix(): path.read_text(encoding="utf-8")
+                 for path in FIXTURES.rglob("*.ipynb")}
     assert committed == made, "run `python tests/fixtures/make_submissions.py`"
 
 
@@ -152,7 +159,7 @@ def test_copies_get_the_grade_of_their_original(rows):
 def test_csv_columns_are_fixed(batch):
     _, sheets = batch
     header = sheets[0].read_text().splitlines()[0]
-    expected = ["student", "status", "total", "max_total"]
+    expected = ["student", "status", "lesson", "total", "max_total"]
     for exercise_id in EXERCISE_IDS:
         expected += [f"{exercise_id}_score", f"{exercise_id}_reason"]
     assert header == ",".join(expected)
@@ -211,9 +218,12 @@ SOLUTIONS = sorted(path.name for path in (ROOT / "solutions").glob("*.ipynb"))
 
 # What the grader must say of each lesson's wrong_build fixture (see make_submissions.py).
 WRONG_BUILD_REASONS = {
+    "01": "the signature of the bottleneck",
+    "02": "as each point copies its own target (a leak)",
     "03": "Your layer ignores `mask`",
     "04": "Your Gaussian has σ = D",
     "05": "Your scores are not scaled",
+    "06": "it cannot see word order",
     "08": "has no causal mask",
     "07": "Your mask has the opposite polarity",
 }
@@ -231,7 +241,7 @@ def test_grader_gives_each_solution_full_marks_and_its_learner_copy_nothing(less
     folder.mkdir()
     shutil.copyfile(ROOT / "solutions" / lesson, folder / "solution.ipynb")
     shutil.copyfile(ROOT / "notebooks" / "exercises" / lesson, folder / "untouched.ipynb")
-    wrong = FIXTURES / f"wrong_build_{number}.ipynb"
+    wrong = FIXTURES / "wrong_builds" / f"wrong_build_{number}.ipynb"
     if wrong.exists():
         shutil.copyfile(wrong, folder / "wrong_build.ipynb")
     sheet = tmp_path / "grades.csv"
@@ -258,33 +268,83 @@ def test_grader_gives_each_solution_full_marks_and_its_learner_copy_nothing(less
 
 
 def test_a_batch_mixing_lessons_grades_each_notebook_on_its_own_exercises(tmp_path):
-    """Solutions and learner copies of three lessons in one folder: the grader grades every
-    notebook on all three lessons' exercises; the other lessons' are "exercise not found"."""
-    lessons = {"01": "01_the_bottleneck.ipynb", "03": "03_bahdanau_attention.ipynb",
-               "04": "04_luong_attention.ipynb"}
-    exercise_ids = sorted(e for e in EXERCISES if e[:2] in lessons)
+    """Solutions and learner copies of three lessons in one folder: each notebook is graded on
+    its own lesson's exercises only, out of that lesson's total; its cells for the other
+    lessons' exercises are empty, and its `lesson` column says which lesson it was graded on."""
+    lessons = {"02": "02_attention_from_scratch.ipynb", "04": "04_luong_attention.ipynb",
+               "07": "07_multi_head_attention.ipynb"}
     folder = tmp_path / "class"
     folder.mkdir()
+    students = {}
     for lesson, name in lessons.items():
-        shutil.copyfile(ROOT / "solutions" / name, folder / f"solution_{lesson}.ipynb")
         shutil.copyfile(ROOT / "notebooks" / "exercises" / name, folder / f"learner_{lesson}.ipynb")
-    result = grade(folder, tmp_path / "grades.csv")
+        students[f"learner_{lesson}"] = lesson
+    for lesson in ("02", "04"):
+        shutil.copyfile(ROOT / "solutions" / lessons[lesson], folder / f"solution_{lesson}.ipynb")
+        students[f"solution_{lesson}"] = lesson
+    (folder / "broken.ipynb").write_text('{"cells": [{"source": ["# EXERCISE 07.2\\n"')
+    students["broken"] = "07"
+    sheet = tmp_path / "grades.csv"
+    result = grade(folder, sheet, max(GRADING_TIMEOUTS_S[lesson] for lesson in lessons),
+                   DEFAULT_MEMORY_MB)
     assert result.returncode == 0, result.stderr
-    rows = {row["student"]: row for row in
-            csv.DictReader(io.StringIO((tmp_path / "grades.csv").read_text()))}
-    assert set(rows) == {f"{kind}_{lesson}" for kind in ("solution", "learner")
-                         for lesson in lessons}
-    for student, row in rows.items():
-        lesson = student[-2:]
-        assert row["status"] == "ok", row
-        assert int(row["max_total"]) == len(exercise_ids)
-        for exercise_id in exercise_ids:
-            score, reason = int(row[f"{exercise_id}_score"]), row[f"{exercise_id}_reason"]
+    text = sheet.read_text()
+    all_ids = sorted((e for e in EXERCISES if e[:2] in lessons),
+                     key=lambda e: tuple(map(int, e.split("."))))
+    assert text.splitlines()[0].split(",")[:5] == ["student", "status", "lesson", "total",
+                                                   "max_total"]
+    rows = {row["student"]: row for row in csv.DictReader(io.StringIO(text))}
+    assert set(rows) == set(students)
+    for student, lesson in students.items():
+        row = rows[student]
+        own = [exercise_id for exercise_id in all_ids if exercise_id[:2] == lesson]
+        assert row["lesson"] == lesson and int(row["max_total"]) == len(own), row
+        for exercise_id in all_ids:
+            score, reason = row[f"{exercise_id}_score"], row[f"{exercise_id}_reason"]
             if exercise_id[:2] != lesson:
-                assert (score, reason.split(":")[0]) == (0, "exercise not found"), reason
+                assert (score, reason) == ("", ""), (student, exercise_id)
             elif student.startswith("solution"):
-                assert score == 1 and reason.startswith("passed ("), reason
+                assert score == "1" and reason.startswith("passed ("), reason
+            elif student == "broken":
+                assert score == "0" and reason.startswith("invalid notebook"), reason
             else:
-                assert score == 0 and reason.startswith("not done yet: `"), reason
-        expected_total = sum(exercise_id[:2] == lesson for exercise_id in exercise_ids)
-        assert int(row["total"]) == (expected_total if student.startswith("solution") else 0)
+                assert score == "0" and reason.startswith("not done yet: `"), reason
+    assert "of the points overall (each row out of its own lesson's)" in result.stdout
+
+
+def test_a_notebook_holding_two_lessons_stops_the_grader_with_what_to_do(tmp_path):
+    folder = tmp_path / "class"
+    folder.mkdir()
+    notebook = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("# EXERCISE 02.1\ndef softmax_with_temperature(s, t): pass"),
+        nbformat.v4.new_code_cell("# EXERCISE 03.2\ndef teacher_forcing_inputs(t): pass")])
+    nbformat.write(notebook, folder / "ada.ipynb")
+    result = grade(folder, tmp_path / "grades.csv")
+    assert result.returncode == 2
+    assert "ada.ipynb holds exercises of lessons 02, 03: pass --lesson" in result.stderr
+    assert not (tmp_path / "grades.csv").exists()
+
+
+def test_the_documented_timeouts_are_the_lessons_own():
+    """docs/grading.md's table of --timeout per lesson is GRADING_TIMEOUT_S of each lesson."""
+    text = (ROOT / "docs" / "grading.md").read_text(encoding="utf-8")
+    rows = re.findall(r"^\| ([\d, ]+) \| (\d+)", text, re.MULTILINE)
+    documented = {lesson: int(seconds) for lessons, seconds in rows
+                  for lesson in lessons.split(", ")}
+    assert {f"{number:02d}" for number in range(1, 9)} <= set(documented)
+    assert documented == {lesson: GRADING_TIMEOUTS_S[lesson] for lesson in documented}
+
+
+def test_lessons_are_assigned_per_notebook_or_the_grader_says_what_to_do():
+    known = {"01", "02", "03"}
+    assert assign_lessons({"a": {"02"}, "b": {"03"}, "c": set()}, known, ["01"]) == {
+        "a": ("01",), "b": ("01",), "c": ("01",)}
+    assert assign_lessons({"a": {"02"}, "b": set(), "c": {"42"}}, known, None) == {
+        "a": ("02",), "b": ("02",), "c": ("02",)}
+    assert assign_lessons({"a": {"02"}, "b": {"03"}, "c": set()}, known, None,
+                          frozenset({"c"})) == {"a": ("02",), "b": ("03",), "c": ()}
+    with pytest.raises(LessonError, match="b.ipynb has no `# EXERCISE NN.M` marker"):
+        assign_lessons({"a": {"02"}, "b": set(), "c": {"03"}}, known, None)
+    with pytest.raises(LessonError, match="no exercise of a known lesson"):
+        assign_lessons({"a": set(), "b": {"42"}}, known, None)
+    assert lessons_in_text('"source": ["# EXERCISE 03.1\\n", "class') == {"03"}

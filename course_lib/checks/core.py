@@ -9,6 +9,7 @@ Everything here works on NumPy arrays, so the same :func:`diagnose` serves two c
 
 from __future__ import annotations
 
+import re
 import warnings
 import zlib
 from collections.abc import Callable, Sequence
@@ -174,6 +175,20 @@ def one_line(text: object) -> str:
     return first if len(first) <= MAX_MESSAGE_CHARS else first[: MAX_MESSAGE_CHARS - 3] + "..."
 
 
+_TERMINAL_CODES = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def error_line(error: BaseException) -> str:
+    """One line saying what an exception says. Keras wraps an error raised inside a layer as
+    "Exception encountered when calling X.call()." followed, on later lines, by the error
+    itself: keep both."""
+    lines = [_TERMINAL_CODES.sub("", line).strip() for line in str(error).splitlines()]
+    lines = [line for line in lines if line]
+    if len(lines) > 1 and lines[0].startswith("Exception encountered when calling"):
+        return one_line(f"{lines[0].rstrip('.')}: {lines[1]}")
+    return one_line(lines[0] if lines else "")
+
+
 def to_numpy(value: Any) -> np.ndarray:
     """A learner's returned value as a NumPy array (NumPy, Python numbers, or framework tensors)."""
     if not isinstance(value, np.ndarray) and callable(getattr(value, "numpy", None)):
@@ -224,7 +239,7 @@ def run_learner_function(exercise: Exercise, function: Any, case: Case,
             warnings.simplefilter("ignore")
             returned = (invoke or exercise.invoke)(function, _copied(case))
     except (Exception, SystemExit) as error:
-        return Outcome(error_type=type(error).__name__, message=one_line(error))
+        return Outcome(error_type=type(error).__name__, message=error_line(error))
     return outcome_of_return(exercise, returned)
 
 
@@ -278,8 +293,8 @@ def _shape_problem(exercise: Exercise, output_name: str, learner: np.ndarray,
     if (learner.ndim >= 2 and learner.shape == expected.swapaxes(-1, -2).shape
             and _close(learner.swapaxes(-1, -2), expected, exercise)):
         return (f"Your `{output_name}` is transposed: expected shape {expected.shape}{what}, "
-                f"got {learner.shape} with the right numbers. Hint: swap its last two axes, "
-                f"or multiply the matrices in the other order.")
+                f"got {learner.shape} with the right numbers. Hint: which of its axes should "
+                f"come last?")
     return (f"Your `{output_name}` has shape {learner.shape}, expected {expected.shape}{what}. "
             f"Hint: print the shape after each step to see where it goes wrong.")
 
@@ -405,11 +420,11 @@ def sums_to_one(output_name: str, over: str, axis_argument: str | None = None) -
             if other != axis % values.ndim and np.allclose(values.sum(axis=other), 1.0,
                                                            atol=1e-4):
                 return (f"Your `{output_name}` sum to 1 along axis {other}, not along {over} "
-                        f"({wanted}). Hint: pass axis={axis} to the sum (and to the max), "
-                        f"with keepdims=True.")
+                        f"({wanted}). Hint: along which axis do your sum and your maximum "
+                        f"run?")
         return (f"Your `{output_name}` do not sum to 1 along {over}: the sums go from "
-                f"{sums.min():.3g} to {sums.max():.3g}. Hint: divide the exponentials by their "
-                f"sum along {wanted}.")
+                f"{sums.min():.3g} to {sums.max():.3g}. Hint: what makes a softmax's weights "
+                f"sum to 1, and along which axis?")
 
     return check_sums
 

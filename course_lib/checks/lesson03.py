@@ -35,7 +35,7 @@ def additive_scores(query, keys, W1, W2, v):
 
 def _bahdanau(query, values, mask, query_kernel, values_kernel, score_vector, train_step=False,
               *, tanh=True, tanh_after=False, sum_units=False, use_mask=True,
-              invert_mask=False, softmax_axis=-1, context_from="values", no_softmax=False):
+              invert_mask=False, softmax_axis=-1, no_softmax=False):
     """Bahdanau attention with switches for the usual mistakes: ``(context, weights,
     trained)``, ``trained`` being 1 for each weight a training step moves: all three, except
     the query kernel without the tanh (its term cancels in the softmax, so its gradient is 0)."""
@@ -53,7 +53,7 @@ def _bahdanau(query, values, mask, query_kernel, values_kernel, score_vector, tr
         weights = np.where(keep, scores, 0.0) if use_mask else scores
     else:
         weights = softmax(scores, axis=softmax_axis, mask=keep if use_mask else None)
-    context = weights @ (values if context_from == "values" else values @ values_kernel)
+    context = weights @ values
     if query.ndim == 2:
         context, weights = context[:, 0], weights[:, 0]
     trained = np.ones(len(BAHDANAU_WEIGHTS))

@@ -503,8 +503,8 @@ def _layer_norm_moments(case: Case, mine: NamedOutputs, expected: NamedOutputs) 
     if np.allclose(means, 0.0, atol=1e-3):
         return None
     return ("After undoing gamma and beta, your tokens' features do not have mean 0 (the means "
-            f"go from {means.min():.3g} to {means.max():.3g}). Hint: subtract the mean of the "
-            "last axis, x.mean(axis=-1, keepdims=True), before dividing.")
+            f"go from {means.min():.3g} to {means.max():.3g}). Hint: what is taken away "
+            "from each feature before dividing?")
 
 
 # --- The exercises ----------------------------------------------------------------------------
