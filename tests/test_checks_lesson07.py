@@ -232,6 +232,9 @@ SOFTMAX = "weights = masked_softmax(scores, None if mask is None else mask[:, No
 LAYER_SLIPS = {
     "no scale": (("+ self.query_bias[:, None, :]) / math.sqrt(self.key_dim)",
                   "+ self.query_bias[:, None, :])"), "missing the 1/√key_dim scaling"),
+    "mask after the softmax": ((SOFTMAX, "weights = masked_softmax(scores, None) * (1.0 if mask "
+                                "is None else ops.cast(mask[:, None], scores.dtype))"),
+                               "You zero the masked weights after the softmax"),
     "mask inverted": ((SOFTMAX, SOFTMAX.replace("mask[:, None]", "~mask[:, None]")),
                       "Your mask has the opposite polarity"),
     "mask ignored": (('mask = None if attention_mask is None else ops.cast(attention_mask, '
@@ -241,6 +244,12 @@ LAYER_SLIPS = {
     "causal ignored": (("if use_causal_mask:", "if False:"), "ignores `use_causal_mask`"),
     "key ignored": (("key = value if key is None else key", "key = value"),
                     "Your keys come from `value`"),
+    "bias after the scale": (("queries = (ops.einsum(\"bqd,dhk->bhqk\", query, self.query_kernel)\n"
+                              "                   + self.query_bias[:, None, :]) / math.sqrt("
+                              "self.key_dim)", "queries = (ops.einsum(\"bqd,dhk->bhqk\", query, "
+                              "self.query_kernel) / math.sqrt(self.key_dim)\n"
+                              "                   + self.query_bias[:, None, :])"),
+                             "You add the query bias after scaling the queries"),
     "no biases copied": (('getattr(self, f"{projection}_{kind}").assign(weight)',
                           'if kind == "kernel":\n                getattr(self, f"{projection}_'
                           '{kind}").assign(weight)'), "leaves out the biases"),

@@ -275,9 +275,10 @@ BLOCK_SLIPS = {
                                 "ignores `encoder_padding_mask`"),
     "decoder padding ignored": (("attention_mask=self_mask, use_causal_mask=True",
                                  "use_causal_mask=True"), "ignores `decoder_padding_mask`"),
-    "pre-LN": (("h = self.self_attention_norm(x + attended)",
-                "h = x + self.self_attention(*[self.self_attention_norm(x)] * 2, "
-                "attention_mask=self_mask, use_causal_mask=True)"), None),
+    "pre-LN first step": (("h = self.self_attention_norm(x + attended)",
+                           "h = x + self.self_attention(*[self.self_attention_norm(x)] * 2, "
+                           "attention_mask=self_mask, use_causal_mask=True)"),
+                          "Your self-attention step is pre-LN"),
     "cross-attention from x": ((CROSS, CROSS.replace("self.cross_attention(h,",
                                                      "self.cross_attention(x,")),
                                "queries come from the block's input x"),
@@ -327,6 +328,12 @@ DECODER_SLIPS = {
                                  "Your rows go on after their end token"),
     "stops at the first end": (("if ended.all():", "if ended.any():"),
                                "stops every row when the first row ends"),
+    "no feedback": (("logits = keras.ops.convert_to_numpy(model((source_ids, decoded)))\n"
+                     "        next_token = logits[:, -1].argmax(axis=-1)",
+                     "logits = keras.ops.convert_to_numpy(model((source_ids, np.full((len("
+                     "source_ids), max_length), start_id))))\n        next_token = logits[:, "
+                     "decoded.shape[1] - 1].argmax(axis=-1)"),
+                    "Your decoder never reads its own output"),
 }
 
 

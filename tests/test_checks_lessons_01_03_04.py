@@ -255,6 +255,9 @@ BAHDANAU_SLIPS = {
                      "Your layer ignores `mask`"),
     "mask inverted": ((SOFTMAX, SOFTMAX.replace("mask[:, None, :]", "~mask[:, None, :]")),
                       "Your mask has the opposite polarity"),
+    "mask after the softmax": ((SOFTMAX, "weights = masked_softmax(scores, None) * (1.0 if mask "
+                                "is None else ops.cast(mask[:, None, :], scores.dtype))"),
+                               "You zero the padded positions after the softmax"),
     "units summed": (("scores = ops.matmul(hidden, self.score_vector)",
                       "scores = ops.sum(hidden, axis=-1)"), "instead of weighting them by"),
     "frozen weight": (('self.score_vector = self.add_weight(name="score_vector", '
@@ -579,6 +582,9 @@ LOCAL_P_SLIPS = {
                       "weights = weights / ops.sum(weights, axis=-1, keepdims=True)\n"
                       "        return ops.matmul(weights, values), weights, positions"),
                      "You renormalised the weights"),
+    "window at the floor": (("window = (ops.abs(offsets) <= self.half_width)",
+                             "window = (ops.abs(source[None, None, :] - ops.floor(positions)[:, :, "
+                             "None]) <= self.half_width)"), "centred on the position rounded down"),
     "rounded position": (("offsets = source[None, None, :] - positions[:, :, None]",
                           "offsets = source[None, None, :] - ops.round(positions)[:, :, None]"),
                          "You rounded p_t"),

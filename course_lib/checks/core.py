@@ -175,7 +175,7 @@ def one_line(text: object) -> str:
     return first if len(first) <= MAX_MESSAGE_CHARS else first[: MAX_MESSAGE_CHARS - 3] + "..."
 
 
-_TERMINAL_CODES = re.compile(r"\x1b\[[0-9;]*m")
+_TERMINAL_CODES = re.compile(r"\x1b\[[0-9;]*m|\{\{function_node [^}]*\}\}\s*")
 
 
 def error_line(error: BaseException) -> str:
@@ -384,13 +384,15 @@ def _judge_by_properties(exercise: Exercise, cases: Sequence[Case],
 
 def _largest_difference(exercise: Exercise, case: Case, mine: Outputs,
                         expected: Outputs) -> str:
-    differences = [(float(np.max(np.abs(my_value.astype(np.float64) - expected_value),
-                                 initial=0.0)), output_name)
-                   for output_name, my_value, expected_value in zip(exercise.outputs, mine,
-                                                                    expected, strict=True)]
-    difference, output_name = max(differences)
-    return (f"Your `{output_name}` is off by up to {difference:.3g} from the right answer "
-            f"(with {exercise.describe_case(case)}). Hint: {exercise.hint}")
+    """How far the first wrong output (in the exercise's order: the main one first) is off."""
+    for output_name, my_value, expected_value in zip(exercise.outputs, mine, expected,
+                                                     strict=True):
+        if not _close(my_value, expected_value, exercise):
+            difference = float(np.max(np.abs(my_value.astype(np.float64) - expected_value),
+                                      initial=0.0))
+            return (f"Your `{output_name}` is off by up to {difference:.3g} from the right "
+                    f"answer (with {exercise.describe_case(case)}). Hint: {exercise.hint}")
+    return f"Your outputs differ from the right answer (with {exercise.describe_case(case)})."
 
 
 # --- Properties that several exercises share -------------------------------------------------

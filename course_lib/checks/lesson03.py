@@ -35,7 +35,7 @@ def additive_scores(query, keys, W1, W2, v):
 
 def _bahdanau(query, values, mask, query_kernel, values_kernel, score_vector, train_step=False,
               *, tanh=True, tanh_after=False, sum_units=False, use_mask=True,
-              invert_mask=False, softmax_axis=-1, no_softmax=False):
+              invert_mask=False, softmax_axis=-1, no_softmax=False, mask_after_softmax=False):
     """Bahdanau attention with switches for the usual mistakes: ``(context, weights,
     trained)``, ``trained`` being 1 for each weight a training step moves: all three, except
     the query kernel without the tanh (its term cancels in the softmax, so its gradient is 0)."""
@@ -51,6 +51,8 @@ def _bahdanau(query, values, mask, query_kernel, values_kernel, score_vector, tr
     keep = ~keep if invert_mask else keep
     if no_softmax:
         weights = np.where(keep, scores, 0.0) if use_mask else scores
+    elif mask_after_softmax:
+        weights = softmax(scores, axis=softmax_axis) * keep
     else:
         weights = softmax(scores, axis=softmax_axis, mask=keep if use_mask else None)
     context = weights @ values
@@ -332,6 +334,10 @@ BAHDANAU_ATTENTION = Exercise(
         Mistake(_bahdanau_mistake(use_mask=False),
                 "Your layer ignores `mask`: padded source positions get weight. Hint: the "
                 "softmax runs over the real source tokens only."),
+        Mistake(_bahdanau_mistake(mask_after_softmax=True),
+                "You zero the padded positions after the softmax, so the real positions' "
+                "weights no longer sum to 1. Hint: the softmax runs over the real positions "
+                "only: hide the padding before it."),
         Mistake(_bahdanau_mistake(invert_mask=True),
                 "Your mask has the opposite polarity: your weights are on the padding and zero "
                 "on the real tokens. Here True marks a real source token (the Keras "

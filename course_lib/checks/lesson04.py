@@ -69,7 +69,8 @@ def _local_p(scores, positions, source_mask, D, *, sigma=None, centre=None, wind
     else:
         weights = softmax(scores, mask=window)
     if gaussian:
-        sigma = {None: D / 2, "D": D, "sqrt D/2": np.sqrt(D / 2)}.get(sigma, sigma)
+        sigma = {None: D / 2, "D": D, "sqrt D/2": np.sqrt(D / 2),
+                 "no 2": D / 2 / np.sqrt(2)}.get(sigma, sigma)
         offset = source - (positions if centre is None else centre(positions))
         weights = weights * np.exp(-offset**2 / (2 * sigma**2))
     if renormalise:
@@ -416,6 +417,13 @@ LOCAL_P_ATTENTION = Exercise(
         Mistake(_layer_mistake(sigma="sqrt D/2"),
                 "You divide (s - p_t)² by 2σ instead of 2σ². Hint: the Gaussian's exponent is "
                 "-(s - p_t)² / (2σ²)."),
+        Mistake(_layer_mistake(sigma="no 2"),
+                "Your Gaussian divides (s - p_t)² by σ², not by 2σ², so it falls off too fast. "
+                "Hint: the Gaussian's exponent is -(s - p_t)² / (2σ²)."),
+        Mistake(_layer_mistake(window_centre=np.floor),
+                "Your window is centred on the position rounded down; this exercise's window "
+                "holds the positions with |s - p_t| <= D for the real p_t. Hint: do not round "
+                "p_t, down or otherwise."),
         Mistake(_layer_mistake(renormalise=True),
                 "You renormalised the weights after the Gaussian so that they sum to 1; Luong's "
                 "local-p weights do not: the Gaussian multiplies the softmax and that is all. "

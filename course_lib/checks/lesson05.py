@@ -58,7 +58,7 @@ def _allowed_keys(padding_mask, length, causal="tril", queries=True, keys=True,
 
 def _self_attention(x, padding_mask, query_kernel, key_kernel, value_kernel, changed_x,
                     mask_given=True, *, scale="sqrt key_dim", allowed=None, fill=None,
-                    softmax_axis=-1):
+                    softmax_axis=-1, mask_after_softmax=False):
     """Masked self-attention on ``x`` and on ``changed_x``; the keywords give the mistakes.
 
     ``allowed(padding_mask, T)`` replaces the right mask (``padding_mask`` is None when the
@@ -78,6 +78,8 @@ def _self_attention(x, padding_mask, query_kernel, key_kernel, value_kernel, cha
         mask = (allowed or _allowed_keys)(padding_mask if mask_given else None, length)
         if fill is not None:
             weights = softmax(np.where(mask, scores, fill), axis=softmax_axis)
+        elif mask_after_softmax:
+            weights = softmax(scores, axis=softmax_axis) * mask
         else:
             weights = softmax(scores, axis=softmax_axis, mask=mask)
         return weights @ values, weights
@@ -624,6 +626,10 @@ CAUSAL_SELF_ATTENTION = Exercise(
                 "score on every key of a fully masked row leaves them all equal, and the softmax "
                 "shares the weight out. Hint: a row with no key to attend gets zero weights "
                 "(course_lib.attention.masked_softmax gives them)."),
+        Mistake(_attention_mistake(mask_after_softmax=True),
+                "You zero the masked weights after the softmax, so the weights of each row no "
+                "longer sum to 1 over the keys it may see. Hint: the softmax must run over the "
+                "allowed keys only: hide the others before it."),
         Mistake(_attention_mistake(scale="none"),
                 "Your scores are not scaled: the softmax saturates as key_dim grows. Hint: by "
                 "what must q . k be divided so that its spread does not grow with key_dim?"),

@@ -123,7 +123,7 @@ def _attention_variant(query, value, key, query_kernel, query_bias, key_kernel, 
                        use_causal_mask, key_given=True, *, scale=None, invert_mask=False,
                        use_mask=True, use_causal=True, causal_bottom_right=False,
                        softmax_axis=-1, merge=merge_heads, biases=True, output_bias_used=True,
-                       keys_from_value=False):
+                       keys_from_value=False, bias_after_scale=False, mask_after_softmax=False):
     """The reference with one switch flipped: each wrong answer below is one flip.
 
     ``scale(key_dim, value_dim, query_depth)`` replaces ``1 / sqrt(key_dim)``. Masked scores
@@ -134,8 +134,11 @@ def _attention_variant(query, value, key, query_kernel, query_bias, key_kernel, 
                                                                 np.shape(query)[-1])
     bias = 1.0 if biases else 0.0
     keys_input = value if keys_from_value else key
-    queries = (np.einsum("bqd,dhk->bhqk", query, query_kernel)
-               + bias * np.asarray(query_bias)[:, None, :]) * factor
+    queries = np.einsum("bqd,dhk->bhqk", query, query_kernel)
+    if bias_after_scale:
+        queries = queries * factor + bias * np.asarray(query_bias)[:, None, :]
+    else:
+        queries = (queries + bias * np.asarray(query_bias)[:, None, :]) * factor
     keys = np.einsum("bvd,dhk->bhvk", keys_input, key_kernel) + bias * np.asarray(key_bias)[:, None]
     values = (np.einsum("bvd,dhk->bhvk", value, value_kernel)
               + bias * np.asarray(value_bias)[:, None, :])
@@ -151,7 +154,10 @@ def _attention_variant(query, value, key, query_kernel, query_bias, key_kernel, 
                        + shift)
     if invert_mask:
         mask = ~mask
-    weights = softmax(scores, axis=softmax_axis, mask=mask[:, None])
+    if mask_after_softmax:
+        weights = softmax(scores, axis=softmax_axis) * mask[:, None]
+    else:
+        weights = softmax(scores, axis=softmax_axis, mask=mask[:, None])
     merged = merge(weights @ values)  # (B, Tq, H * value_dim)
     heads, head_dim, _ = np.shape(output_kernel)
     output = merged @ np.reshape(output_kernel, (heads * head_dim, -1))
@@ -474,6 +480,13 @@ MULTI_HEAD_ATTENTION = Exercise(
         Mistake(_layer_mistake(scale=lambda k, v, d: 1 / np.sqrt(v)),
                 "You scaled the scores by 1/√value_dim, but the scores are dot products of "
                 "queries and keys. Hint: scale by the depth of one head's queries and keys."),
+        Mistake(_layer_mistake(bias_after_scale=True),
+                "You add the query bias after scaling the queries; Keras scales the projected "
+                "query with its bias. Hint: which comes first, the bias or the 1/√key_dim?"),
+        Mistake(_layer_mistake(mask_after_softmax=True),
+                "You zero the masked weights after the softmax, so each row's weights no longer "
+                "sum to 1 over the keys it may see. Hint: the softmax must run over the allowed "
+                "keys only: hide the others before it."),
         Mistake(_layer_mistake(invert_mask=True),
                 "Your mask has the opposite polarity: you attend where the mask is False. "
                 "True means attend (the Keras convention). Hint: does your layer keep the "

@@ -142,7 +142,7 @@ def _decoder_block(case, x, *, causal=True, decoder_padding=True, encoder_paddin
     first, second, third = (norms[name] for name in norm_order)
 
     def step(h, norm, sublayer, residual=True):
-        if pre_ln:
+        if pre_ln is True or (pre_ln == "first" and sublayer is self_attention):
             return h + sublayer(norm(h))
         return norm(h + sublayer(h) if residual else sublayer(h))
 
@@ -278,11 +278,17 @@ def toy_model(token_logits, position_logits, source_logits):
 
 def _greedy(model, source_ids, start_id, end_id, max_length, pad_id, *, logits_step=-1,
             keep_start=False, pad_after_end=True, stop_together=False, steps=None,
-            end_kept=True):
+            end_kept=True, feedback=True):
     """Greedy decoding with switches for the usual mistakes."""
     source_ids = np.asarray(source_ids)
-    decoded = np.full((len(source_ids), 1), start_id)
-    for _ in range(max_length - 1 if steps == "short" else max_length):
+    if not feedback:  # one call, start_id at every step: never reads its own outputs
+        decoded = np.full((len(source_ids), max_length), start_id)
+        logits = np.asarray(model((source_ids, decoded)))
+        decoded = np.concatenate([decoded[:, :1], logits.argmax(axis=-1)], axis=1)
+        steps = 0
+    else:
+        decoded = np.full((len(source_ids), 1), start_id)
+    for _ in range({"short": max_length - 1, 0: 0}.get(steps, max_length)):
         logits = np.asarray(model((source_ids, decoded)))
         decoded = np.concatenate([decoded, logits[:, logits_step].argmax(axis=-1)[:, None]],
                                  axis=1)
@@ -660,6 +666,10 @@ DECODER_BLOCK = Exercise(
                 "Your block is pre-LN, x + sublayer(norm(x)); this exercise's block is post-LN, "
                 "norm(x + sublayer(x)), as Vaswani et al.'s and keras_hub's default. Hint: is "
                 "the norm applied to the sublayer's input or to the sum?"),
+        Mistake(_block_mistake(pre_ln="first"),
+                "Your self-attention step is pre-LN, x + SelfAttention(norm(x)), while the "
+                "others are post-LN: this block is post-LN throughout, norm(x + sublayer(x)). "
+                "Hint: is the first norm applied to the sublayer's input or to the sum?"),
         Mistake(_block_mistake(norm_order=("cross_attention_norm", "self_attention_norm",
                                            "feed_forward_norm")),
                 "You swapped the norms of the two attention steps: each sublayer has its own "
@@ -688,7 +698,7 @@ DECODER_BLOCK = Exercise(
     describe=describe_decoder_block,
     error_hint="the check builds your block with num_heads and intermediate_dim, calls it once "
                "to build its sublayers, sets each sublayer's weights by its name, then calls it "
-               "again; the error's last line says which step failed.",
+               "again; keras.layers.MultiHeadAttention's attention_mask is (B, T_query, T_key).",
     hint="compare one step at a time: the self-attention step alone, then the cross-attention "
          "step, then the feed-forward step, each with its residual and its norm.",
     rtol=1e-4,
@@ -706,6 +716,10 @@ GREEDY_DECODE = Exercise(
                 "You take the logits of the first decoder step at every step, so your decoder "
                 "never moves on. Hint: the model returns logits for every position of the "
                 "decoder input; which one predicts the next token?"),
+        Mistake(_greedy_mistake(feedback=False),
+                "Your decoder never reads its own output: it feeds start_id at every step (one "
+                "call for all steps), as if the next inputs were known. Hint: what does the "
+                "model see at step t, when it decodes on its own?"),
         Mistake(_greedy_mistake(keep_start=True),
                 "Your tokens begin with start_id: one column too many. Hint: return the tokens "
                 "written at steps 1 to max_length, not the decoder's input."),
