@@ -179,9 +179,8 @@ def test_one_accuracy_instead_of_two():
 # Each run trains a small model (about 10 s of one core): a few seeds, the solution and the two
 # usual slips, the bottleneck and the unmasked source.
 
-ATTENTION = ("context, _ = self.attention(decoder_outputs, encoder_outputs, mask=source_mask)\n"
-             "        return self.classifier(self.combine(ops.concatenate([decoder_outputs, "
-             "context], axis=-1)))")
+WITH_CONTEXT = ("return self.classifier(self.combine(ops.concatenate([decoder_outputs, context], "
+                "axis=-1)))")
 
 
 def seq2seq(*replacements):
@@ -199,14 +198,16 @@ def test_the_bottleneck_fails_on_every_seed_with_its_signature(seed):
     """The same model without the attention: the decoder reads the source through its initial
     state only."""
     verdict = run_check("01.4", seq2seq(
-        (ATTENTION, "return self.classifier(self.combine(decoder_outputs))")), seed=seed)
+        (WITH_CONTEXT, "return self.classifier(self.combine(decoder_outputs))")), seed=seed)
     assert not verdict.passed and "the signature of the bottleneck" in verdict.reason, (
         verdict.reason)
 
 
 def test_a_seq2seq_that_reads_padding_is_named():
-    verdict = run_check("01.4", seq2seq(("source_mask = ops.not_equal(source_ids, 0)",
-                                         "source_mask = None")))
+    verdict = run_check("01.4", seq2seq(
+        ("mask=source_mask)             # state: after the last", ")"),
+        ("weights = masked_softmax(scores, source_mask[:, None, :])",
+         "weights = masked_softmax(scores, None)")))
     assert not verdict.passed
     assert verdict.reason.startswith("Your model's logits change when the same sources come "
                                      "with more padding")
