@@ -8,7 +8,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-# The kernel of every notebook inherits these: quiet TensorFlow logs, stable hashing (design §6).
+# The kernel of every notebook inherits these: quiet TensorFlow logs, stable hashing
+# (docs/conventions.md, section 5).
 export TF_CPP_MIN_LOG_LEVEL := 3
 export PYTHONHASHSEED := 0
 

@@ -12,7 +12,7 @@ os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 
 
 def pytest_collection_modifyitems(items):
-    """Compare notebooks' stdout and results, never their stderr (design §6).
+    """Compare notebooks' stdout and results, never their stderr (docs/conventions.md, section 5).
 
     TensorFlow's C++ start-up lines and IPython's warnings appear on stderr or not depending on
     how the kernel was started and on what else runs on the machine; they are not part of what

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from course_lib.validation import require_positive_int
+
 PAD_ID = 0
 START_ID = 1
 END_ID = 2
@@ -61,18 +63,11 @@ class SequencePairs:
                              self.source_vocabulary, self.target_vocabulary)
 
 
-def _require_int(name, value, minimum):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise ValueError(f"`{name}` must be an integer, received {value!r}.")
-    if value < minimum:
-        raise ValueError(f"`{name}` must be at least {minimum}, received {value}.")
-    return int(value)
-
 
 def symbol_vocabulary(vocabulary_size):
     """``SPECIAL_TOKENS`` followed by ``vocabulary_size - 3`` symbols ``a, b, c, …`` (then
     ``s26, s27, …`` after ``z``): the vocabulary of the synthetic tasks."""
-    vocabulary_size = _require_int("vocabulary_size", vocabulary_size, FIRST_TOKEN_ID + 1)
+    vocabulary_size = require_positive_int("vocabulary_size", vocabulary_size, FIRST_TOKEN_ID + 1)
     symbols = [chr(ord("a") + i) if i < 26 else f"s{i}"
                for i in range(vocabulary_size - FIRST_TOKEN_ID)]
     return SPECIAL_TOKENS + tuple(symbols)
@@ -145,14 +140,14 @@ def reversal_task(num_examples, min_length, max_length, vocabulary_size, seed):
         ``source_lengths (N,)``. (``S`` and ``T`` come from ``max_length``, not from the
         longest sequence drawn, so sets drawn with the same ``max_length`` line up.)
     """
-    num_examples = _require_int("num_examples", num_examples, 1)
-    min_length = _require_int("min_length", min_length, 1)
-    max_length = _require_int("max_length", max_length, 1)
+    num_examples = require_positive_int("num_examples", num_examples)
+    min_length = require_positive_int("min_length", min_length)
+    max_length = require_positive_int("max_length", max_length)
     if min_length > max_length:
         raise ValueError(f"`min_length` ({min_length}) must not exceed `max_length` "
                          f"({max_length}).")
     vocabulary = symbol_vocabulary(vocabulary_size)
-    seed = _require_int("seed", seed, 0)
+    seed = require_positive_int("seed", seed, 0)
     rng = np.random.default_rng(seed)
     lengths = rng.integers(min_length, max_length + 1, size=num_examples)
     tokens = rng.integers(FIRST_TOKEN_ID, vocabulary_size, size=(num_examples, max_length))

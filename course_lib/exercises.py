@@ -1,4 +1,4 @@
-"""Generate the learners' exercise notebooks from the solutions (design §6).
+"""Generate the learners' exercise notebooks from the solutions (docs/grading.md).
 
 ``solutions/NN_topic.ipynb`` is the single source of truth. Its learner copy
 ``notebooks/exercises/NN_topic.ipynb`` is the same notebook with every region between

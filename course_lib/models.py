@@ -29,8 +29,6 @@ Shapes: source ids ``(B, S)``, decoder input ids ``(B, T)`` (``START_ID`` + targ
 forcing), logits ``(B, T, target_vocabulary_size)``; padding id ``0`` (``course_lib.data``).
 """
 
-import os
-import time
 from typing import NamedTuple
 
 import keras
@@ -39,6 +37,8 @@ from keras import layers, ops
 
 from course_lib.data import END_ID, PAD_ID, START_ID
 from course_lib.layers import BahdanauAttention, LocalAttention, LuongAttention
+from course_lib.training import Stopwatch, masked_loss, train_bucketed
+from course_lib.validation import require_positive_int
 
 ATTENTIONS = (None, "bahdanau", "dot", "general", "concat", "scaled-dot", "scaled-general")
 
@@ -66,17 +66,14 @@ class GRUEncoderDecoder(keras.Model):
                  units=64, attention=None, attention_units=None, bidirectional=False,
                  **kwargs):
         super().__init__(**kwargs)
-        for name, value in (("source_vocabulary_size", source_vocabulary_size),
-                            ("target_vocabulary_size", target_vocabulary_size),
-                            ("embedding_dim", embedding_dim), ("units", units)):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"`{name}` must be a positive integer, received {value!r}.")
         if attention not in ATTENTIONS:
             raise ValueError(f"`attention` must be one of {ATTENTIONS}, received {attention!r}.")
-        self.source_vocabulary_size = int(source_vocabulary_size)
-        self.target_vocabulary_size = int(target_vocabulary_size)
-        self.embedding_dim = int(embedding_dim)
-        self.units = int(units)
+        self.source_vocabulary_size = require_positive_int("source_vocabulary_size",
+                                                           source_vocabulary_size)
+        self.target_vocabulary_size = require_positive_int("target_vocabulary_size",
+                                                           target_vocabulary_size)
+        self.embedding_dim = require_positive_int("embedding_dim", embedding_dim)
+        self.units = require_positive_int("units", units)
         self.attention_name = attention
         self.attention_units = attention_units
         self.bidirectional = bool(bidirectional)
@@ -171,18 +168,6 @@ def gru_encoder_decoder(vocabulary_size, embedding_dim=32, units=64, attention=N
     return model
 
 
-class TrainingTime(NamedTuple):
-    """How long a training run took, in seconds.
-
-    ``wall`` is clock time; it grows when other programs share the CPU. ``cpu`` is the CPU
-    time of this process (all its threads), which barely does: on an otherwise idle machine
-    the clock time is at most about the CPU time, since the process always has work to do.
-    """
-
-    wall: float
-    cpu: float
-
-
 def fit_seq2seq(model, pairs, epochs, batch_size=128, learning_rate=5e-3, clipnorm=1.0,
                 cosine_decay=True, jit_compile=False, validation_pairs=None, seed=None):
     """Train with teacher forcing: compile (Adam, cross-entropy ignoring padding), then fit.
@@ -197,7 +182,8 @@ def fit_seq2seq(model, pairs, epochs, batch_size=128, learning_rate=5e-3, clipno
     ``jit_compile`` (XLA) made these models slower to train on a 2-core CPU.
 
     Returns:
-        ``(history, time)``: the Keras ``History`` and the :class:`TrainingTime` of ``fit``.
+        ``(history, time)``: the Keras ``History`` and the ``course_lib.training.TrainingTime``
+        of ``fit``.
     """
     if seed is not None:
         keras.utils.set_random_seed(seed)
@@ -212,11 +198,11 @@ def fit_seq2seq(model, pairs, epochs, batch_size=128, learning_rate=5e-3, clipno
     if validation_pairs is not None:
         validation = ((validation_pairs.encoder_inputs, validation_pairs.decoder_inputs),
                       validation_pairs.targets)
-    start, cpu_start = time.perf_counter(), time.process_time()
+    stopwatch = Stopwatch()
     history = model.fit((pairs.encoder_inputs, pairs.decoder_inputs), pairs.targets,
                         batch_size=batch_size, epochs=epochs, validation_data=validation,
                         verbose=0)
-    return history, TrainingTime(time.perf_counter() - start, time.process_time() - cpu_start)
+    return history, stopwatch.elapsed()
 
 
 def greedy_decode(model, source_ids, max_length, batch_size=1024):
@@ -301,46 +287,6 @@ def accuracy_by_length(model, pairs, batch_size=1024):
 # 3 to 16 tokens padded to the longest would spend half of every step on padding).
 
 
-def length_bucketed_batches(pairs, batch_size, seed):
-    """Index batches of pairs of similar length, in random order: a list of int arrays.
-
-    The pairs are sorted by target length, then source length, then a random key drawn with
-    ``numpy.random.default_rng(seed)``, cut into runs of ``batch_size``, and the runs are
-    shuffled. Each batch can then be padded to its own longest pair instead of the data set's
-    (see :func:`fit_seq2seq_bucketed`). The same seed gives the same batches.
-    """
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or \
-            batch_size < 1:
-        raise ValueError(f"`batch_size` must be a positive integer, received {batch_size!r}.")
-    rng = np.random.default_rng(seed)
-    target_lengths = np.sum(np.asarray(pairs.targets) != PAD_ID, axis=1)
-    order = np.lexsort((rng.random(len(pairs)), pairs.source_lengths, target_lengths))
-    batches = [order[begin:begin + batch_size] for begin in range(0, len(order), batch_size)]
-    return [batches[i] for i in rng.permutation(len(batches))]
-
-
-def trimmed_batch(pairs, index):
-    """``((source, decoder input), target)`` of the pairs at ``index``, cut to their longest."""
-    source_length = int(pairs.source_lengths[index].max())
-    target_length = int(np.max(np.sum(pairs.targets[index] != PAD_ID, axis=1)))
-    return ((pairs.encoder_inputs[index, :source_length],
-             pairs.decoder_inputs[index, :target_length]),
-            pairs.targets[index, :target_length])
-
-
-def epoch_reporter(epochs):
-    """An ``on_epoch_end`` for :func:`fit_seq2seq_bucketed` that prints each epoch's losses, the
-    CPU seconds since it was made and the load average: for scripts whose runs take minutes."""
-    cpu_start = time.process_time()
-
-    def report(epoch, logs):
-        print(f"  epoch {epoch + 1:2d}/{epochs}  loss {logs['loss']:.3f}  held-out loss "
-              f"{logs['val_loss']:.3f}  ({time.process_time() - cpu_start:.0f} s CPU, load "
-              f"{os.getloadavg()[0]:.1f})", flush=True)
-
-    return report
-
-
 def fit_seq2seq_bucketed(model, pairs, epochs, batch_size=128, learning_rate=5e-3, clipnorm=1.0,
                          cosine_decay=True, validation_pairs=None, seed=None, max_seconds=None,
                          on_epoch_end=None):
@@ -349,10 +295,12 @@ def fit_seq2seq_bucketed(model, pairs, epochs, batch_size=128, learning_rate=5e-
 
     The loss is the same masked cross-entropy, so the model learns the same thing; each step
     just runs the GRUs over fewer padding steps (on lesson 03's translator, about half the CPU
-    seconds per epoch: 7 s instead of 15 on a 2-core CPU). Batches come from
-    :func:`length_bucketed_batches`, reshuffled every epoch from ``seed`` (0 when None), and
-    are fed with ``train_on_batch``; Keras traces one training step for a few shapes and
-    then generalises (``reduce_retracing``).
+    seconds per epoch: 7 s instead of 15 on a 2-core CPU). The loop is
+    ``course_lib.training.train_bucketed``, the one the Transformer translator uses too.
+    The training loss is Keras's ``SparseCategoricalCrossentropy(ignore_class=PAD_ID)``, the
+    function ``course_lib.training.MaskedCrossEntropy()`` computes: the two differ in the last
+    float digits, enough to change a 15-epoch run, and the shipped weights and lesson 04's
+    ablation were trained with Keras's.
 
     Args:
         validation_pairs: optional ``SequencePairs``; their masked loss is recorded after
@@ -366,8 +314,8 @@ def fit_seq2seq_bucketed(model, pairs, epochs, batch_size=128, learning_rate=5e-
     Returns:
         ``(history, time)``: ``history`` a dict ``{"loss": [...], "val_loss": [...],
         "batch_loss": [...]}`` of per-epoch means (``course_lib.viz.training_curves`` takes
-        it) and of every batch's loss, and the :class:`TrainingTime` of training (validation
-        excluded).
+        it) and of every batch's loss, and the ``course_lib.training.TrainingTime`` of
+        training (validation excluded).
     """
     if seed is not None:
         keras.utils.set_random_seed(seed)
@@ -378,59 +326,10 @@ def fit_seq2seq_bucketed(model, pairs, epochs, batch_size=128, learning_rate=5e-
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True,
                                                                   ignore_class=PAD_ID))
     validation_loss = None if validation_pairs is None else (
-        lambda: seq2seq_loss(model, validation_pairs, batch_size=512))
+        lambda: masked_loss(model, validation_pairs))
     return train_bucketed(model, pairs, epochs, batch_size, seed=seed,
                           validation_loss=validation_loss, max_seconds=max_seconds,
                           on_epoch_end=on_epoch_end)
-
-
-def train_bucketed(model, pairs, epochs, batch_size, seed=None, validation_loss=None,
-                   max_seconds=None, on_epoch_end=None):
-    """The epoch loop of a compiled sequence-to-sequence ``model`` on length-bucketed batches
-    (:func:`length_bucketed_batches`, reshuffled every epoch from ``seed``, 0 when None), each
-    cut to its longest pair (:func:`trimmed_batch`) and fed with ``train_on_batch``.
-
-    ``validation_loss``, a function of no arguments, is called after every epoch (``val_loss``);
-    ``max_seconds`` and ``on_epoch_end`` as in :func:`fit_seq2seq_bucketed`. Returns
-    ``(history, time)``: ``{"loss", "val_loss", "batch_loss"}`` (per-epoch means weighted by real
-    target tokens; every batch's loss) and the :class:`TrainingTime` of training alone.
-    """
-    history = {"loss": [], "batch_loss": []}
-    if validation_loss is not None:
-        history["val_loss"] = []
-    seconds = cpu_seconds = 0.0
-    for epoch in range(epochs):
-        start, cpu_start = time.perf_counter(), time.process_time()
-        losses, weights = [], []
-        for index in length_bucketed_batches(pairs, batch_size, (seed or 0) * 1000 + epoch):
-            inputs, targets = trimmed_batch(pairs, index)
-            losses.append(float(model.train_on_batch(inputs, targets)))
-            weights.append(np.sum(targets != PAD_ID))
-        history["batch_loss"].extend(losses)
-        seconds += time.perf_counter() - start
-        cpu_seconds += time.process_time() - cpu_start
-        history["loss"].append(float(np.average(losses, weights=weights)))
-        if validation_loss is not None:
-            history["val_loss"].append(validation_loss())
-        if on_epoch_end is not None:
-            on_epoch_end(epoch, {name: values[-1] for name, values in history.items()
-                                 if name != "batch_loss"})
-        if max_seconds is not None and seconds >= max_seconds:
-            break
-    return history, TrainingTime(seconds, cpu_seconds)
-
-
-def seq2seq_loss(model, pairs, batch_size=512):
-    """Mean teacher-forced cross-entropy per real target token of ``pairs`` (no training)."""
-    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=PAD_ID,
-                                                      reduction="sum")
-    total, count = 0.0, 0
-    for begin in range(0, len(pairs), batch_size):
-        index = np.arange(begin, min(begin + batch_size, len(pairs)))
-        inputs, targets = trimmed_batch(pairs, index)
-        total += float(loss(targets, model(inputs, training=False)))
-        count += int(np.sum(targets != PAD_ID))
-    return total / max(count, 1)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""The first cell of every lesson: pinned versions, seeds, quiet logs (design §6)."""
+"""The first cell of every lesson: pinned versions, seeds, quiet logs
+(``docs/conventions.md``, section 5)."""
 
 import logging
 import os

@@ -34,6 +34,7 @@ import numpy as np
 
 from course_lib.data import PAD_ID
 from course_lib.translation import Vocabulary, tokenize
+from course_lib.validation import require_positive_int
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "datasets" / "sentiment_labelled_sentences"
 SITES = ("amazon", "imdb", "yelp")
@@ -180,8 +181,7 @@ def encode_sentences(token_lists, vocabulary, length=None):
         raise ValueError("`token_lists` must hold at least one sentence, none of them empty.")
     longest = max(len(tokens) for tokens in token_lists)
     length = longest if length is None else length
-    if isinstance(length, bool) or not isinstance(length, (int, np.integer)) or length < 1:
-        raise ValueError(f"`length` must be a positive integer, received {length!r}.")
+    length = require_positive_int("length", length)
     ids = np.full((len(token_lists), length), PAD_ID, dtype="int32")
     for row, tokens in enumerate(token_lists):
         kept = vocabulary.encode(tokens[:length])

@@ -1,13 +1,49 @@
 """Weights the repository ships: stored small, read back by Keras as usual.
 
 The translators of lessons 03 and 08 train longer than a lesson's budget, so ``weights/`` ships
-them (``scripts/train_translator.py``, ``scripts/train_transformer.py``). Stored as float16 they
-take half the space and lose nothing a lesson can measure (their scores are taken after the
-round trip).
+them (``scripts/train_translator.py``, ``scripts/train_transformer.py``), each beside a JSON
+record of how it was made and what it scored. Stored as float16 they take half the space and
+lose nothing a lesson can measure (their scores are taken after the round trip).
+
+One way in for every shipped model: :func:`shipped_results` reads a record,
+:func:`require_training_vocabularies` checks that a corpus is the one the weights were trained
+on, and :func:`load_shipped_weights` fills a built model.
 """
+
+import json
+from pathlib import Path
 
 import h5py
 import numpy as np
+
+WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
+
+
+def shipped_results(file_name, script, weights_dir=None):
+    """The JSON record (a dict) that ``script`` wrote to ``weights/file_name``."""
+    path = Path(weights_dir or WEIGHTS_DIR) / file_name
+    if not path.is_file():
+        raise FileNotFoundError(f"No {file_name} in {path.parent}: run {script} first.")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def require_training_vocabularies(corpus, results):
+    """Raise a ``ValueError`` unless ``corpus`` has the vocabularies that shipped weights were
+    trained with (``results`` holds their fingerprints): other vocabularies would load without
+    error and translate nonsense."""
+    for side in ("source", "target"):
+        stored = results[f"{side}_vocabulary_fingerprint"]
+        found = getattr(corpus, f"{side}_vocabulary").fingerprint()
+        if stored != found:
+            raise ValueError(f"The {side} vocabulary of this corpus ({found}) is not the one "
+                             f"the weights were trained with ({stored}): use load_corpus() "
+                             f"with its defaults.")
+
+
+def load_shipped_weights(model, file_name, weights_dir=None):
+    """Load ``weights/file_name`` into the built ``model`` and return the model."""
+    model.load_weights(Path(weights_dir or WEIGHTS_DIR) / file_name)
+    return model
 
 
 def store_float16(path):

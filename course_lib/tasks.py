@@ -27,7 +27,6 @@ attention has ``4 d² + 4 d`` weights whatever the number of heads (lesson 07). 
 """
 
 import math
-import time
 from dataclasses import dataclass
 
 import keras
@@ -35,7 +34,8 @@ import numpy as np
 from keras import layers
 
 from course_lib.layers import MultiHeadAttention, SinusoidalPositionEncoding
-from course_lib.models import TrainingTime
+from course_lib.training import Stopwatch
+from course_lib.validation import require_positive_int
 
 RELATIONS = ("both", "previous", "largest")
 
@@ -60,13 +60,6 @@ class TokenTask:
         return len(self.inputs)
 
 
-def _require_int(name, value, minimum):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise ValueError(f"`{name}` must be an integer, received {value!r}.")
-    if value < minimum:
-        raise ValueError(f"`{name}` must be at least {minimum}, received {value}.")
-    return int(value)
-
 
 def previous_and_largest_task(num_examples, length, vocabulary_size, seed, relation="both"):
     """Sequences of numbers and, at each position ``i ≥ 1``, ``max(x) − x_{i−1}``.
@@ -87,10 +80,10 @@ def previous_and_largest_task(num_examples, length, vocabulary_size, seed, relat
     Returns:
         :class:`TokenTask`; ``weights[:, 0]`` is 0, every other weight 1.
     """
-    num_examples = _require_int("num_examples", num_examples, 1)
-    length = _require_int("length", length, 2)
-    vocabulary_size = _require_int("vocabulary_size", vocabulary_size, 4)
-    seed = _require_int("seed", seed, 0)
+    num_examples = require_positive_int("num_examples", num_examples)
+    length = require_positive_int("length", length, 2)
+    vocabulary_size = require_positive_int("vocabulary_size", vocabulary_size, 4)
+    seed = require_positive_int("seed", seed, 0)
     if relation not in RELATIONS:
         raise ValueError(f"`relation` must be one of {RELATIONS}, received {relation!r}.")
     rng = np.random.default_rng(seed)
@@ -122,6 +115,10 @@ def attention_classifier(vocabulary_size, num_heads, d_model=32, hidden_units=64
     Raises:
         ValueError: when ``d_model`` is not divisible by ``num_heads``.
     """
+    vocabulary_size = require_positive_int("vocabulary_size", vocabulary_size)
+    num_heads = require_positive_int("num_heads", num_heads)
+    d_model = require_positive_int("d_model", d_model)
+    hidden_units = require_positive_int("hidden_units", hidden_units)
     if d_model % num_heads:
         raise ValueError(f"`d_model` ({d_model}) must be divisible by `num_heads` "
                          f"({num_heads}): each head gets d_model / num_heads features.")
@@ -159,7 +156,7 @@ def fit_classifier(model, task, epochs, batch_size=64, learning_rate=3e-3, valid
 
     Returns:
         ``(history, time)``: the Keras ``History`` (``loss``, ``accuracy``, and ``val_…``)
-        and the :class:`course_lib.models.TrainingTime` of ``fit``.
+        and the :class:`course_lib.training.TrainingTime` of ``fit``.
     """
     if seed is not None:
         keras.utils.set_random_seed(seed)
@@ -169,11 +166,11 @@ def fit_classifier(model, task, epochs, batch_size=64, learning_rate=3e-3, valid
     validation_data = None
     if validation is not None:
         validation_data = (validation.inputs, validation.targets, validation.weights)
-    start, cpu_start = time.perf_counter(), time.process_time()
+    stopwatch = Stopwatch()
     history = model.fit(task.inputs, task.targets, sample_weight=task.weights,
                         batch_size=batch_size, epochs=epochs, validation_data=validation_data,
                         verbose=0)
-    return history, TrainingTime(time.perf_counter() - start, time.process_time() - cpu_start)
+    return history, stopwatch.elapsed()
 
 
 def evaluate_classifier(model, task, batch_size=1024):

@@ -27,22 +27,25 @@ Training (:func:`fit_transformer`): teacher forcing, cross-entropy with label sm
 over the vocabulary), Adam (β₂ = 0.98, §5.3), a linear warm-up of the learning rate then a
 cosine decay to zero (the paper's "Noam" schedule, ``d^-0.5 · min(s^-0.5, s · w^-1.5)``, has the
 same warm-up but decays as ``1/√s``, too slowly for a run of a few thousand steps), batches of
-similar length (``course_lib.models.length_bucketed_batches``).
+similar length (``course_lib.training``, the loop lesson 03's GRU translator uses too).
 
 Decoding (:func:`greedy_decode`): greedy and *cache-free*: at step ``t`` the decoder is run again
 on the whole prefix ``y_0 … y_t`` and only the last position's logits are used. That costs
 ``O(t)`` decoder positions per step instead of one (a key/value cache would keep the earlier
 positions' keys and values), which does not matter for sentences of at most 16 tokens.
+:func:`greedy_decode`, :func:`translate` and :func:`evaluate` return the same kinds of things as
+their namesakes in ``course_lib.gru_translator``: ``(ids, attention weights)``, ``(token lists,
+attention weights)`` and ``(Scores, hypotheses)``; the attention weights are the last decoder
+block's cross-attention, averaged over its heads (:func:`cross_attention_weights` gives every
+head of any block).
 
 The shipped weights: ``scripts/train_transformer.py`` trains the model with :data:`SIZES` and
 :data:`TRAINING`, writes ``weights/transformer_translator.weights.h5`` (float16) and
 ``weights/transformer_results.json``; :func:`load_transformer` reads them back.
 """
 
-import json
 import math
 import warnings
-from pathlib import Path
 
 import keras
 import numpy as np
@@ -54,17 +57,14 @@ from course_lib.layers import (
     TransformerDecoderBlock,
     TransformerEncoderBlock,
 )
-from course_lib.models import train_bucketed, trimmed_batch
-from course_lib.translation import (
-    WEIGHTS_DIR,
-    Corpus,
-    corpus_scores,
-    encode_pairs,
-    encode_sources,
-    group_references,
+from course_lib.shipped_weights import (
+    load_shipped_weights,
     require_training_vocabularies,
-    split_by_source,
+    shipped_results,
 )
+from course_lib.training import MaskedCrossEntropy, masked_loss, train_bucketed
+from course_lib.translation import corpus_scores
+from course_lib.validation import require_positive_int
 
 RESULTS_FILE = "transformer_results.json"
 WEIGHTS_FILE = "transformer_translator.weights.h5"
@@ -97,21 +97,17 @@ class TransformerTranslator(keras.Model):
                  num_layers=2, num_heads=4, intermediate_dim=512, dropout=0.1,
                  normalize_first=False, tie_embeddings=True, **kwargs):
         super().__init__(**kwargs)
-        for name, value in (("source_vocabulary_size", source_vocabulary_size),
-                            ("target_vocabulary_size", target_vocabulary_size),
-                            ("d_model", d_model), ("num_layers", num_layers),
-                            ("num_heads", num_heads), ("intermediate_dim", intermediate_dim)):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"`{name}` must be a positive integer, received {value!r}.")
-        if d_model % num_heads:
+        self.source_vocabulary_size = require_positive_int("source_vocabulary_size",
+                                                           source_vocabulary_size)
+        self.target_vocabulary_size = require_positive_int("target_vocabulary_size",
+                                                           target_vocabulary_size)
+        self.d_model = require_positive_int("d_model", d_model)
+        self.num_layers = require_positive_int("num_layers", num_layers)
+        self.num_heads = require_positive_int("num_heads", num_heads)
+        self.intermediate_dim = require_positive_int("intermediate_dim", intermediate_dim)
+        if self.d_model % self.num_heads:
             raise ValueError(f"`d_model` ({d_model}) must be divisible by `num_heads` "
                              f"({num_heads}).")
-        self.source_vocabulary_size = int(source_vocabulary_size)
-        self.target_vocabulary_size = int(target_vocabulary_size)
-        self.d_model = int(d_model)
-        self.num_layers = int(num_layers)
-        self.num_heads = int(num_heads)
-        self.intermediate_dim = int(intermediate_dim)
         self.dropout = float(dropout)
         self.normalize_first = bool(normalize_first)
         self.tie_embeddings = bool(tie_embeddings)
@@ -174,14 +170,23 @@ class TransformerTranslator(keras.Model):
             x = self.encoder_norm(x)
         return x, source_mask
 
-    def decoder_states(self, decoder_input_ids, encoder_outputs, source_mask, training=None):
-        """The last decoder block's outputs ``(B, T, d_model)`` (after the final norm, if any)."""
+    def decode(self, decoder_input_ids, encoder_outputs, source_mask, training=None,
+               return_attention_scores=False):
+        """Logits ``(B, T, V)`` for every target position, given the encoded source.
+
+        With ``return_attention_scores=True``, ``(logits, cross_weights)``: a list with, per
+        decoder block, its cross-attention weights ``(B, heads, T, S)``.
+        """
         y = self._embed(decoder_input_ids, self.target_embedding, self.target_dropout, training)
+        cross_weights = []
         for block in self.decoder_blocks:
-            y = block(y, encoder_outputs, encoder_padding_mask=source_mask, training=training)
+            y, _, weights = block(y, encoder_outputs, encoder_padding_mask=source_mask,
+                                  return_attention_scores=True, training=training)
+            cross_weights.append(weights)
         if self.normalize_first:
             y = self.decoder_norm(y)
-        return y
+        logits = self.project(y)
+        return (logits, cross_weights) if return_attention_scores else logits
 
     def project(self, states):
         """Logits ``(B, T, V)`` of decoder states: ``h E_tgtᵀ + b`` (tied) or a Dense layer."""
@@ -189,11 +194,6 @@ class TransformerTranslator(keras.Model):
             return ops.matmul(states, ops.transpose(self.target_embedding.embeddings)) \
                 + self.output_bias
         return self.classifier(states)
-
-    def decode(self, decoder_input_ids, encoder_outputs, source_mask, training=None):
-        """Logits ``(B, T, V)`` for every target position, given the encoded source."""
-        return self.project(self.decoder_states(decoder_input_ids, encoder_outputs,
-                                                source_mask, training=training))
 
     def call(self, inputs, training=None):
         source_ids, decoder_input_ids = inputs
@@ -227,57 +227,8 @@ def build_transformer(corpus, seed=None, **sizes):
     return model
 
 
-def validation_corpus(corpus, fraction=0.1, seed=1):
-    """A :class:`course_lib.translation.Corpus` for choosing a recipe without the test split.
-
-    The training side of ``corpus`` is split again by distinct English sentence
-    (``split_by_source``): the larger part is the new training side, the rest takes the place
-    of the test side. The vocabularies and padded lengths stay ``corpus``'s, so a model chosen
-    here has exactly the shape of the final one. The test split is never touched.
-    """
-    train_pairs, held_out = split_by_source(corpus.train_pairs, fraction, seed)
-    source_length = corpus.train.encoder_inputs.shape[1]
-    target_length = corpus.max_target_length
-    sv, tv = corpus.source_vocabulary, corpus.target_vocabulary
-    sources, references = group_references(held_out)
-    return Corpus(train_pairs, held_out, sv, tv,
-                  encode_pairs(train_pairs, sv, tv, source_length, target_length),
-                  encode_pairs(held_out, sv, tv, source_length, target_length),
-                  sources, encode_sources(sources, sv, source_length), references,
-                  target_length)
-
-
 # ---------------------------------------------------------------------------------------------
 # Training
-
-
-@keras.saving.register_keras_serializable(package="course_lib")
-class MaskedSmoothedCrossEntropy(keras.losses.Loss):
-    """Mean cross-entropy per real target token, with label smoothing ``ε``:
-
-    ``loss_i = (1 − ε) · (−log p(y_i)) + ε · mean_k(−log p(k))``, averaged over the positions
-    whose target is not ``PAD_ID``. With ``ε = 0`` it is the plain masked cross-entropy
-    (the number to compare with lesson 03's held-out loss). ``y_pred`` are logits.
-    """
-
-    def __init__(self, label_smoothing=0.1, name="masked_smoothed_cross_entropy", **kwargs):
-        super().__init__(name=name, **kwargs)
-        if not 0.0 <= label_smoothing < 1.0:
-            raise ValueError(f"`label_smoothing` must be in [0, 1), received "
-                             f"{label_smoothing!r}.")
-        self.label_smoothing = float(label_smoothing)
-
-    def call(self, y_true, y_pred):
-        y_true = ops.cast(y_true, "int32")
-        log_p = ops.log_softmax(ops.cast(y_pred, "float32"), axis=-1)
-        nll = -ops.squeeze(ops.take_along_axis(log_p, ops.expand_dims(y_true, -1), axis=-1), -1)
-        loss = (1.0 - self.label_smoothing) * nll \
-            - self.label_smoothing * ops.mean(log_p, axis=-1)
-        real = ops.cast(ops.not_equal(y_true, PAD_ID), "float32")
-        return ops.sum(loss * real) / ops.maximum(ops.sum(real), 1.0)
-
-    def get_config(self):
-        return {**super().get_config(), "label_smoothing": self.label_smoothing}
 
 
 @keras.saving.register_keras_serializable(package="course_lib")
@@ -307,19 +258,6 @@ class WarmupCosineDecay(keras.optimizers.schedules.LearningRateSchedule):
                 "total_steps": self.total_steps}
 
 
-def masked_loss(model, pairs, label_smoothing=0.0, batch_size=512):
-    """Mean teacher-forced cross-entropy per real target token of ``pairs`` (no dropout)."""
-    loss = MaskedSmoothedCrossEntropy(label_smoothing)
-    total, count = 0.0, 0
-    for begin in range(0, len(pairs), batch_size):
-        index = np.arange(begin, min(begin + batch_size, len(pairs)))
-        inputs, targets = trimmed_batch(pairs, index)
-        tokens = int(np.sum(targets != PAD_ID))
-        total += float(loss(targets, model(inputs, training=False))) * tokens
-        count += tokens
-    return total / max(count, 1)
-
-
 def fit_transformer(model, pairs, epochs, batch_size=TRAINING["batch_size"],
                     learning_rate=TRAINING["learning_rate"],
                     warmup_steps=TRAINING["warmup_steps"],
@@ -344,7 +282,7 @@ def fit_transformer(model, pairs, epochs, batch_size=TRAINING["batch_size"],
         ``(history, times)``: ``history`` ``{"loss": [...], "val_loss": [...],
         "batch_loss": [...]}`` (per-epoch means, and the loss of every batch; ``loss`` is the
         smoothed training loss), ``times`` a
-        ``course_lib.models.TrainingTime`` (wall and CPU seconds of training, validation
+        ``course_lib.training.TrainingTime`` (wall and CPU seconds of training, validation
         excluded).
     """
     if seed is not None:
@@ -353,7 +291,7 @@ def fit_transformer(model, pairs, epochs, batch_size=TRAINING["batch_size"],
     schedule = WarmupCosineDecay(learning_rate, min(warmup_steps, steps - 1), steps)
     model.compile(optimizer=keras.optimizers.Adam(schedule, beta_2=0.98, epsilon=1e-9,
                                                   clipnorm=clipnorm),
-                  loss=MaskedSmoothedCrossEntropy(label_smoothing))
+                  loss=MaskedCrossEntropy(label_smoothing))
     validation_loss = None if validation_pairs is None else (
         lambda: masked_loss(model, validation_pairs))
     return train_bucketed(model, pairs, epochs, batch_size, seed=seed,
@@ -366,94 +304,73 @@ def fit_transformer(model, pairs, epochs, batch_size=TRAINING["batch_size"],
 
 
 def greedy_decode(model, source_ids, max_length, batch_size=512):
-    """Greedy, cache-free decoding: ``predictions (N, max_length)`` int32 ids.
+    """Greedy, cache-free decoding: ``(ids (N, max_length) int32, weights (N, T, S))``.
 
     Each batch is encoded once; then at every step the decoder runs on the whole prefix
     ``START y_1 … y_t`` (causal mask, so position ``t`` sees only the prefix) and the last
-    position's most likely word is appended. Rows stop growing meaningfully after ``END_ID``
-    (everything after it becomes ``PAD_ID``); the loop stops early once every row has ended.
+    position's most likely word is appended. Everything after a row's ``END_ID`` is
+    ``PAD_ID``; the loop stops early once every row has ended. ``weights[n, t]`` is where step
+    ``t`` looked in the source: the last decoder block's cross-attention, averaged over heads
+    (zero after the row ended).
     """
     source_ids = np.asarray(source_ids)
     if source_ids.ndim != 2:
         raise ValueError(f"`source_ids` must be (N, S), received shape {source_ids.shape}.")
     predictions = np.full((len(source_ids), max_length), PAD_ID, dtype="int32")
+    weights = np.zeros((len(source_ids), max_length, source_ids.shape[1]), dtype="float32")
     with warnings.catch_warnings():
         # At step 0 the prefix is one token, whose self-attention has one key: Keras warns
         # that a softmax over one value is always 1. That is right, and harmless.
         warnings.filterwarnings("ignore", message="You are using a softmax over axis -1")
-        _greedy_batches(model, source_ids, max_length, batch_size, predictions)
-    return predictions
+        for begin in range(0, len(source_ids), batch_size):
+            rows = slice(begin, begin + batch_size)
+            _greedy_batch(model, source_ids[rows], predictions[rows], weights[rows])
+    return predictions, weights
 
 
-def _greedy_batches(model, source_ids, max_length, batch_size, predictions):
-    for begin in range(0, len(source_ids), batch_size):
-        batch = source_ids[begin:begin + batch_size]
-        encoder_outputs, source_mask = model.encode(batch, training=False)
-        prefix = np.full((len(batch), 1), START_ID, dtype="int32")
-        ended = np.zeros(len(batch), dtype=bool)
-        for step in range(max_length):
-            logits = model.decode(prefix, encoder_outputs, source_mask, training=False)
-            token = ops.convert_to_numpy(ops.argmax(logits[:, -1], axis=-1)).astype("int32")
-            token = np.where(ended, PAD_ID, token)
-            predictions[begin:begin + len(batch), step] = token
-            ended |= token == END_ID
-            if ended.all():
-                break
-            prefix = np.concatenate([prefix, token[:, None]], axis=1)
+def _greedy_batch(model, source_ids, predictions, weights):
+    """Decode one batch into ``predictions (B, T)`` and ``weights (B, T, S)``, in place."""
+    encoder_outputs, source_mask = model.encode(source_ids, training=False)
+    prefix = np.full((len(source_ids), 1), START_ID, dtype="int32")
+    ended = np.zeros(len(source_ids), dtype=bool)
+    for step in range(predictions.shape[1]):
+        logits, cross_weights = model.decode(prefix, encoder_outputs, source_mask,
+                                             training=False, return_attention_scores=True)
+        token = ops.convert_to_numpy(ops.argmax(logits[:, -1], axis=-1)).astype("int32")
+        token = np.where(ended, PAD_ID, token)
+        predictions[:, step] = token
+        last_block = ops.convert_to_numpy(cross_weights[-1][:, :, -1])  # (B, heads, S)
+        weights[:, step] = np.where(ended[:, None], 0.0, last_block.mean(axis=1))
+        ended |= token == END_ID
+        if ended.all():
+            break
+        prefix = np.concatenate([prefix, token[:, None]], axis=1)
 
 
 def translate(model, source_ids, target_vocabulary, max_length, batch_size=512):
-    """Greedy translations of ``source_ids (N, S)``: a list of token lists."""
-    predictions = greedy_decode(model, source_ids, max_length, batch_size=batch_size)
-    return [target_vocabulary.decode(row) for row in predictions]
+    """Greedy translations of ``source_ids (N, S)``: ``(token lists, attention weights (N, T,
+    S))``, as :func:`greedy_decode` gives them."""
+    predictions, weights = greedy_decode(model, source_ids, max_length, batch_size=batch_size)
+    return [target_vocabulary.decode(row) for row in predictions], weights
 
 
 def evaluate(model, corpus, limit=None, batch_size=512):
     """Translate the distinct test sentences of ``corpus`` (the first ``limit`` of them, or
     all) and score them against all their references: ``(Scores, hypotheses)``."""
     count = len(corpus.test_sources) if limit is None else int(limit)
-    hypotheses = translate(model, corpus.test_source_ids[:count], corpus.target_vocabulary,
-                           corpus.max_target_length, batch_size=batch_size)
+    hypotheses, _ = translate(model, corpus.test_source_ids[:count], corpus.target_vocabulary,
+                              corpus.max_target_length, batch_size=batch_size)
     return corpus_scores(hypotheses, corpus.test_references[:count]), hypotheses
-
-
-def cross_attention_queries(block, y):
-    """What a ``TransformerDecoderBlock``'s cross-attention reads as queries, for input ``y``
-    ``(B, T, d)``, with dropout off: the block's first sublayer (causal self-attention with its
-    residual and LayerNorm) re-run step by step, post-LN ``LN(y + SA(y))`` or pre-LN
-    ``LN_cross(y + SA(LN(y)))``. Returns ``(queries, residual)``: the cross-attention's
-    input and the tensor its output is added to."""
-    length = ops.shape(y)[1]
-    causal = ops.expand_dims(ops.tril(ops.ones((length, length), dtype="bool")), 0)
-    if block.normalize_first:
-        inner = block.self_attention_layer_norm(y)
-        y = y + block.self_attention(inner, inner, attention_mask=causal)
-        return block.cross_attention_layer_norm(y), y
-    y = block.self_attention_layer_norm(y + block.self_attention(y, y, attention_mask=causal))
-    return y, y
 
 
 def cross_attention_weights(model, source_ids, decoder_input_ids, layer=-1):
     """Cross-attention weights ``(B, heads, T, S)`` of one decoder block (the last by default),
-    with dropout off: where each target position looked in the source.
-
-    ``TransformerDecoderBlock`` returns only its output, so this runs the blocks before
-    ``layer``, gets the queries of ``layer``'s cross-attention from
-    :func:`cross_attention_queries`, and asks the block's own cross-attention layer for its
-    weights (the tests check that this path reproduces the block's output).
-    """
+    with dropout off and the decoder fed ``decoder_input_ids`` (teacher forcing): where each
+    target position looked in the source."""
     encoder_outputs, source_mask = model.encode(np.asarray(source_ids), training=False)
-    blocks = model.decoder_blocks
-    layer = range(len(blocks))[layer]
-    y = model._embed(np.asarray(decoder_input_ids), model.target_embedding,
-                     model.target_dropout, False)
-    for block in blocks[:layer]:
-        y = block(y, encoder_outputs, encoder_padding_mask=source_mask, training=False)
-    queries, _ = cross_attention_queries(blocks[layer], y)
-    _, weights = blocks[layer].cross_attention(queries, encoder_outputs,
-                                               attention_mask=ops.expand_dims(source_mask, 1),
-                                               return_attention_scores=True)
-    return ops.convert_to_numpy(weights)
+    _, cross_weights = model.decode(np.asarray(decoder_input_ids), encoder_outputs, source_mask,
+                                    training=False, return_attention_scores=True)
+    return ops.convert_to_numpy(cross_weights[layer])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -462,11 +379,7 @@ def cross_attention_weights(model, source_ids, decoder_input_ids, layer=-1):
 
 def transformer_results(weights_dir=None):
     """The JSON record ``scripts/train_transformer.py`` wrote beside the weights (a dict)."""
-    path = Path(weights_dir or WEIGHTS_DIR) / RESULTS_FILE
-    if not path.is_file():
-        raise FileNotFoundError(f"No {RESULTS_FILE} in {path.parent}: run "
-                                f"scripts/train_transformer.py first.")
-    return json.loads(path.read_text(encoding="utf-8"))
+    return shipped_results(RESULTS_FILE, "scripts/train_transformer.py", weights_dir)
 
 
 def load_transformer(corpus, weights_dir=None):
@@ -479,5 +392,4 @@ def load_transformer(corpus, weights_dir=None):
     results = transformer_results(weights_dir)
     require_training_vocabularies(corpus, results)
     model = build_transformer(corpus, **results["model"])
-    model.load_weights(Path(weights_dir or WEIGHTS_DIR) / results["weights"])
-    return model
+    return load_shipped_weights(model, results["weights"], weights_dir)

@@ -22,10 +22,14 @@ split                     :func:`split_by_source`: by *distinct English sentence
 vocabulary                :class:`Vocabulary`: capped size or minimum count, ``<unk>`` for the rest
 encode                    :func:`encode_pairs` → ``course_lib.data.SequencePairs``
 all of it, with defaults  :func:`load_corpus` → :class:`Corpus`
-trained models            :func:`build_translator`, :func:`load_translator` (the shipped weights)
+a held-out training part   :func:`validation_corpus`: the training side split again, for choosing
+                          a recipe without looking at the test split
 score                     :func:`corpus_scores`: BLEU and chrF (sacrebleu), all references of each
-                          English sentence; :func:`evaluate` decodes a model and scores it
+                          English sentence
 ========================  =========================================================================
+
+The models that translate it are elsewhere: ``course_lib.gru_translator`` (lessons 03 and 04)
+and ``course_lib.transformer_translator`` (lesson 08); they train with ``course_lib.training``.
 
 Ids follow ``course_lib.data``: ``PAD_ID = 0``, ``START_ID = 1``, ``END_ID = 2``, and here
 ``UNK_ID = 3`` (a word outside the vocabulary); real tokens start at ``FIRST_WORD_ID = 4``.
@@ -49,6 +53,7 @@ from typing import NamedTuple
 import numpy as np
 
 from course_lib.data import END_ID, PAD_ID, SPECIAL_TOKENS, START_ID, teacher_forcing_pairs
+from course_lib.validation import require_positive_int
 
 DATA_PATH = Path(__file__).resolve().parent.parent / "datasets" / "tatoeba_fra_eng" / "fra.txt"
 
@@ -337,15 +342,10 @@ class Vocabulary:
                 cap.
             min_count: keep only tokens seen at least this many times.
         """
-        if max_size is not None and (isinstance(max_size, bool) or
-                                     not isinstance(max_size, (int, np.integer)) or
-                                     max_size <= len(VOCABULARY_SPECIALS)):
-            raise ValueError(f"`max_size` must be an integer above "
-                             f"{len(VOCABULARY_SPECIALS)} (the special tokens), received "
-                             f"{max_size!r}.")
-        if isinstance(min_count, bool) or not isinstance(min_count, (int, np.integer)) or \
-                min_count < 1:
-            raise ValueError(f"`min_count` must be a positive integer, received {min_count!r}.")
+        if max_size is not None:  # room for at least one word beside the special tokens
+            max_size = require_positive_int("max_size", max_size,
+                                            minimum=len(VOCABULARY_SPECIALS) + 1)
+        min_count = require_positive_int("min_count", min_count)
         counts = Counter()
         for index, sentence in enumerate(sentences):
             if isinstance(sentence, str):
@@ -516,70 +516,24 @@ def load_corpus(test_fraction=TEST_FRACTION, seed=SPLIT_SEED,
                   test_sources, test_source_ids, test_references, int(target_length))
 
 
-# ---------------------------------------------------------------------------------------------
-# The trained translators (scripts/train_translator.py writes them, the lessons load them)
+def validation_corpus(corpus, fraction=0.1, seed=1):
+    """A :class:`Corpus` for choosing a recipe without the test split.
 
-WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
-RESULTS_FILE = "translator_results.json"
-# Chosen by measurement on a validation split of the training side: docs/translator_weights.md.
-TRANSLATOR_SIZES = {"embedding_dim": 128, "units": 128}
-TRANSLATOR_TRAINING = {"epochs": 15, "batch_size": 128, "learning_rate": 5e-3, "seed": 1}
-
-
-def build_translator(corpus, attention, embedding_dim=TRANSLATOR_SIZES["embedding_dim"],
-                     units=TRANSLATOR_SIZES["units"], seed=None):
-    """A built ``course_lib.models.GRUEncoderDecoder`` sized for ``corpus``'s vocabularies.
-
-    ``attention`` is ``"bahdanau"``, None (no attention) or one of Luong's scores (lesson 04);
-    the initial weights come from ``seed`` (see ``course_lib.models.gru_encoder_decoder``).
+    The training side of ``corpus`` is split again by distinct English sentence
+    (:func:`split_by_source`): the larger part is the new training side, the rest takes the place
+    of the test side. The vocabularies and padded lengths stay ``corpus``'s, so a model chosen
+    here has exactly the shape of the final one. The test split is never touched.
     """
-    from course_lib.models import gru_encoder_decoder
-
-    return gru_encoder_decoder(len(corpus.source_vocabulary), embedding_dim, units,
-                               attention=attention,
-                               target_vocabulary_size=len(corpus.target_vocabulary), seed=seed)
-
-
-def translator_results(weights_dir=None):
-    """The JSON record ``scripts/train_translator.py`` wrote beside the weights (a dict)."""
-    import json
-
-    path = Path(weights_dir or WEIGHTS_DIR) / RESULTS_FILE
-    if not path.is_file():
-        raise FileNotFoundError(f"No {RESULTS_FILE} in {path.parent}: run "
-                                f"scripts/train_translator.py first.")
-    return json.loads(path.read_text(encoding="utf-8"))
-
-
-def require_training_vocabularies(corpus, results):
-    """Raise a ``ValueError`` unless ``corpus`` has the vocabularies that shipped weights were
-    trained with (``results`` holds their fingerprints): other vocabularies would load without
-    error and translate nonsense."""
-    for side in ("source", "target"):
-        stored = results[f"{side}_vocabulary_fingerprint"]
-        found = getattr(corpus, f"{side}_vocabulary").fingerprint()
-        if stored != found:
-            raise ValueError(f"The {side} vocabulary of this corpus ({found}) is not the one "
-                             f"the weights were trained with ({stored}): use load_corpus() "
-                             f"with its defaults.")
-
-
-def load_translator(corpus, attention, weights_dir=None):
-    """The trained translator (``"bahdanau"`` or None) with the shipped weights.
-
-    Checks first that ``corpus`` has the vocabularies the weights were trained with (their
-    fingerprints are in the results file): other vocabularies would load without error and
-    translate nonsense.
-    """
-    results = translator_results(weights_dir)
-    require_training_vocabularies(corpus, results)
-    name = "no_attention" if attention is None else attention
-    if name not in results["models"]:
-        raise ValueError(f"No trained translator with attention {attention!r}; there are "
-                         f"{sorted(results['models'])}.")
-    model = build_translator(corpus, attention, **results["model"])
-    model.load_weights(Path(weights_dir or WEIGHTS_DIR) / results["models"][name]["weights"])
-    return model
+    train_pairs, held_out = split_by_source(corpus.train_pairs, fraction, seed)
+    source_length = corpus.train.encoder_inputs.shape[1]
+    target_length = corpus.max_target_length
+    sv, tv = corpus.source_vocabulary, corpus.target_vocabulary
+    sources, references = group_references(held_out)
+    return Corpus(train_pairs, held_out, sv, tv,
+                  encode_pairs(train_pairs, sv, tv, source_length, target_length),
+                  encode_pairs(held_out, sv, tv, source_length, target_length),
+                  sources, encode_sources(sources, sv, source_length), references,
+                  target_length)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -648,23 +602,3 @@ def corpus_scores(hypotheses, references_by_source):
     chrf_score = chrf.corpus_score(texts, streams)
     return Scores(float(bleu_score.score), float(chrf_score.score),
                   str(bleu.get_signature()), str(chrf.get_signature()))
-
-
-def translate(model, source_ids, target_vocabulary, max_length, batch_size=1024):
-    """Greedy (free-running) translations of ``source_ids (N, S)`` by a
-    ``course_lib.models.GRUEncoderDecoder``: ``(token lists, attention weights or None)``.
-
-    ``max_length`` is the number of decoding steps (``Corpus.max_target_length``).
-    """
-    from course_lib.models import greedy_decode
-
-    predictions, weights = greedy_decode(model, source_ids, max_length, batch_size=batch_size)
-    return [target_vocabulary.decode(row) for row in predictions], weights
-
-
-def evaluate(model, corpus, batch_size=1024):
-    """Translate every distinct test sentence of ``corpus`` greedily and score it against all
-    its references: ``(Scores, hypotheses)``."""
-    hypotheses, _ = translate(model, corpus.test_source_ids, corpus.target_vocabulary,
-                              corpus.max_target_length, batch_size=batch_size)
-    return corpus_scores(hypotheses, corpus.test_references), hypotheses

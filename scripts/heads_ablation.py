@@ -15,7 +15,7 @@ and re-trains two of the runs.
 
 Three controls follow: one head with four times the epochs (is one head unable, or slow?), and
 one head on each relation alone (``relation="previous"``, ``"largest"``). Fifteen trainings and
-the controls take several minutes on a 2-core CPU, more than a lesson may spend (design §6), so
+the controls take several minutes on a 2-core CPU, more than a lesson's 3 minutes, so
 the lesson reads the stored file. Seconds (wall clock and CPU) and the load are stored too.
 """
 

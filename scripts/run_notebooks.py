@@ -51,9 +51,9 @@ def main(argv=None):
     parser.add_argument("notebooks", nargs="+", type=Path)
     parser.add_argument("--write", action="store_true", help="store the outputs in the files")
     parser.add_argument("--budget", type=float, default=180.0,
-                        help="seconds allowed per notebook (design §6: 3 minutes)")
-    parser.add_argument("--total-budget", type=float, default=900.0,
-                        help="seconds allowed for all of them (design §6: 15 minutes)")
+                        help="seconds allowed per notebook (the course's budget: 3 minutes)")
+    parser.add_argument("--total-budget", type=float, default=1200.0,
+                        help="seconds allowed for all of them (the course's budget: 20 minutes)")
     args = parser.parse_args(argv)
     rows, failed = [], False
     for path in args.notebooks:

@@ -4,7 +4,7 @@
     .venv/bin/python scripts/score_ablation.py --epochs 1 --seeds 1 --out /tmp/a.json  # quick look
     nohup .venv/bin/python scripts/score_ablation.py > /tmp/ablation.log 2>&1 &       # background
 
-The GRU encoder–decoder of lesson 03 (``course_lib.translation.build_translator``: the same
+The GRU encoder–decoder of lesson 03 (``course_lib.gru_translator.build_translator``: the same
 split, vocabularies, sizes, batches, learning rate and schedule), trained once per attention
 variant and seed with the same budget of epochs:
 
@@ -27,9 +27,9 @@ concat``        score's)
 ==============  ==========================================================================
 
 Each model decodes the held-out English sentences greedily and is scored with BLEU and chrF
-against all their references (``course_lib.translation.evaluate``). The budget is
+against all their references (``course_lib.gru_translator.evaluate``). The budget is
 ``--epochs`` for every variant alike, by default lesson 03's
-(``course_lib.translation.TRANSLATOR_TRAINING``); the cosine schedule decays over that many
+(``course_lib.gru_translator.TRAINING``); the cosine schedule decays over that many
 epochs, so every run ends at learning rate 0. ``--seeds`` trains every variant once per seed
 (default: lesson 03's seed and the next four; the seed draws the initial weights and the order of
 the batches).
@@ -58,7 +58,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 from keras import ops  # noqa: E402
 
-from course_lib import models, translation  # noqa: E402
+from course_lib import gru_translator, models, training, translation  # noqa: E402
 from course_lib.data import PAD_ID, START_ID  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -71,13 +71,13 @@ EXAMPLE_COUNT = 3  # test sentences whose attention weights are stored
 
 def build(variant, corpus, seed, half_width):
     """The translator with ``variant``'s attention, initial weights from ``seed``."""
-    sizes = translation.TRANSLATOR_SIZES
+    sizes = gru_translator.SIZES
     if variant in LOCAL_SCORES:
         return models.local_gru_encoder_decoder(
             len(corpus.source_vocabulary), sizes["embedding_dim"], sizes["units"],
             half_width=half_width, score=LOCAL_SCORES[variant],
             target_vocabulary_size=len(corpus.target_vocabulary), seed=seed)
-    return translation.build_translator(corpus, variant, seed=seed, **sizes)
+    return gru_translator.build_translator(corpus, variant, seed=seed, **sizes)
 
 
 def example_rows(corpus):
@@ -189,13 +189,13 @@ def train_one(variant, seed, corpus, args):
     history, timing = models.fit_seq2seq_bucketed(
         model, corpus.train, args.epochs, batch_size=args.batch_size,
         learning_rate=args.learning_rate, validation_pairs=corpus.test, seed=seed,
-        on_epoch_end=models.epoch_reporter(args.epochs))
+        on_epoch_end=training.epoch_reporter(args.epochs))
     seconds, cpu_seconds = timing.wall, time.process_time() - cpu_start  # CPU: with held-out loss
     load_after = os.getloadavg()
     start, cpu_start = time.perf_counter(), time.process_time()
-    hypotheses, weights = translation.translate(model, corpus.test_source_ids,
-                                                corpus.target_vocabulary,
-                                                corpus.max_target_length)
+    hypotheses, weights = gru_translator.translate(model, corpus.test_source_ids,
+                                                   corpus.target_vocabulary,
+                                                   corpus.max_target_length)
     scores = translation.corpus_scores(hypotheses, corpus.test_references)  # = evaluate()
     decode_seconds = time.perf_counter() - start
     decode_cpu_seconds = time.process_time() - cpu_start
@@ -237,13 +237,13 @@ def recipe(corpus, args):
         "split": {"test_fraction": translation.TEST_FRACTION, "seed": translation.SPLIT_SEED},
         "source_vocabulary_fingerprint": corpus.source_vocabulary.fingerprint(),
         "target_vocabulary_fingerprint": corpus.target_vocabulary.fingerprint(),
-        "model": dict(translation.TRANSLATOR_SIZES),
+        "model": dict(gru_translator.SIZES),
         "local_p": {"half_width": args.half_width, "sigma": args.half_width / 2,
                     "score": "general"},
         "training": {"epochs": args.epochs, "batch_size": args.batch_size,
                      "learning_rate": args.learning_rate, "schedule": "cosine decay to 0",
                      "clipnorm": 1.0, "batches": "length-bucketed (fit_seq2seq_bucketed)"},
-        "lesson03_training": dict(translation.TRANSLATOR_TRAINING),
+        "lesson03_training": dict(gru_translator.TRAINING),
         "decoding": "greedy",
     }
 
@@ -258,16 +258,16 @@ def write(path, results):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--epochs", type=int,
-                        default=translation.TRANSLATOR_TRAINING["epochs"])
-    first_seed = translation.TRANSLATOR_TRAINING["seed"]  # lesson 03's, then four more
+                        default=gru_translator.TRAINING["epochs"])
+    first_seed = gru_translator.TRAINING["seed"]  # lesson 03's, then four more
     parser.add_argument("--seeds", type=int, nargs="+",
                         default=[first_seed + i for i in range(5)])
     parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
     parser.add_argument("--half-width", type=int, default=2, help="local-p's D")
     parser.add_argument("--batch-size", type=int,
-                        default=translation.TRANSLATOR_TRAINING["batch_size"])
+                        default=gru_translator.TRAINING["batch_size"])
     parser.add_argument("--learning-rate", type=float,
-                        default=translation.TRANSLATOR_TRAINING["learning_rate"])
+                        default=gru_translator.TRAINING["learning_rate"])
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args(argv)
     args.out.parent.mkdir(parents=True, exist_ok=True)

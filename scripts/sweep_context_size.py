@@ -9,7 +9,7 @@ the encoder's final state, and the same model with Bahdanau attention) with exac
 lesson's recipe (task, data, seed, epochs, learning rate; the notebook asserts that the recipe
 stored here is its own), then decodes the lesson's held-out sequences greedily and records
 token and whole-sequence accuracy by source length. Eight trainings take a few minutes on a
-2-core CPU, more than a lesson may spend (design §6), so the lesson plots the stored file.
+2-core CPU, more than a lesson's 3 minutes, so the lesson plots the stored file.
 Seconds (wall clock and CPU) and the machine's load are stored with the results.
 """
 

@@ -22,7 +22,7 @@ Written to ``--out`` (default ``weights/``):
   translations.
 
 With ``--validation`` the recipe is tried on a validation split carved out of the *training*
-side (``transformer_translator.validation_corpus``) and scored there; nothing is written to
+side (``translation.validation_corpus``) and scored there; nothing is written to
 ``weights/`` (the record goes to ``--out`` only if given). That is how ``SIZES`` and
 ``TRAINING`` were chosen (docs/transformer_weights.md): the test split is read only by the
 final run. The run is deterministic with ``--seed`` on a given machine (CPU, TensorFlow's op
@@ -46,7 +46,7 @@ import keras  # noqa: E402
 
 from course_lib import transformer_translator as tt  # noqa: E402
 from course_lib import translation  # noqa: E402
-from course_lib.shipped_weights import store_float16  # noqa: E402
+from course_lib.shipped_weights import WEIGHTS_DIR, store_float16  # noqa: E402
 
 # A one-token prefix attends over one key: Keras warns that such a softmax is always 1. True.
 warnings.filterwarnings("ignore", message="You are using a softmax over axis -1")
@@ -94,7 +94,7 @@ def main(argv=None):
         tf.config.experimental.enable_op_determinism()
     cpu_start, wall_start = time.process_time(), time.perf_counter()
     corpus = translation.load_corpus()
-    data = tt.validation_corpus(corpus) if args.validation else corpus
+    data = translation.validation_corpus(corpus) if args.validation else corpus
     print("corpus:", json.dumps(corpus.summary()), flush=True)
     print(f"{'validation' if args.validation else 'held-out test'} side: "
           f"{len(data.train_pairs)} training pairs, {len(data.test_sources)} sentences to "
@@ -143,7 +143,7 @@ def main(argv=None):
         "training": {**training, "minutes": args.minutes,
                      "optimizer": "Adam(beta_2=0.98, epsilon=1e-9)",
                      "schedule": "linear warm-up to learning_rate, then cosine decay to 0",
-                     "batches": "bucketed by length (course_lib.models.length_bucketed_batches)"},
+                     "batches": "bucketed by length (course_lib.training.length_bucketed_batches)"},
         "parameters": model.count_params(),
         "epochs_run": len(history["loss"]),
         "train_seconds": round(times.wall, 1),
@@ -155,7 +155,7 @@ def main(argv=None):
     if args.validation:
         record["validation_scores_by_epoch"] = scores_by_epoch
     else:
-        args.out = args.out or translation.WEIGHTS_DIR
+        args.out = args.out or WEIGHTS_DIR
         args.out.mkdir(parents=True, exist_ok=True)
         path = args.out / tt.WEIGHTS_FILE
         model.save_weights(path)

@@ -43,8 +43,8 @@ os.environ.setdefault("PYTHONHASHSEED", "0")
 
 import keras  # noqa: E402
 
-from course_lib import models, translation  # noqa: E402
-from course_lib.shipped_weights import store_float16  # noqa: E402
+from course_lib import gru_translator, models, training, translation  # noqa: E402
+from course_lib.shipped_weights import WEIGHTS_DIR, store_float16  # noqa: E402
 
 NAMES = {"bahdanau": "bahdanau", None: "no_attention"}
 
@@ -52,8 +52,8 @@ NAMES = {"bahdanau": "bahdanau", None: "no_attention"}
 def train_one(attention, corpus, args):
     """Train, store, reload and score one model; return its record for the JSON file."""
     name = NAMES[attention]
-    model = translation.build_translator(corpus, attention, seed=args.seed,
-                                         **translation.TRANSLATOR_SIZES)
+    model = gru_translator.build_translator(corpus, attention, seed=args.seed,
+                                         **gru_translator.SIZES)
     print(f"\n{name}: {model.count_params():,} parameters", flush=True)
     load_before = os.getloadavg()[0]
     cpu_start = time.process_time()
@@ -62,15 +62,15 @@ def train_one(attention, corpus, args):
         model, corpus.train, args.epochs, batch_size=args.batch_size,
         learning_rate=args.learning_rate, validation_pairs=corpus.test, seed=args.seed,
         max_seconds=None if args.minutes is None else 60 * args.minutes,
-        on_epoch_end=models.epoch_reporter(args.epochs))
+        on_epoch_end=training.epoch_reporter(args.epochs))
     seconds, cpu_seconds = timing.wall, time.process_time() - cpu_start  # CPU: with held-out loss
     path = args.out / f"translator_{name}.weights.h5"
     model.save_weights(path)
     store_float16(path)
     # Score what is shipped, as a lesson loads it: a fresh model, the float16-rounded weights.
-    shipped = translation.build_translator(corpus, attention, **translation.TRANSLATOR_SIZES)
+    shipped = gru_translator.build_translator(corpus, attention, **gru_translator.SIZES)
     shipped.load_weights(path)
-    scores, hypotheses = translation.evaluate(shipped, corpus)
+    scores, hypotheses = gru_translator.evaluate(shipped, corpus)
     print(f"  {seconds:.0f} s wall, {cpu_seconds:.0f} s CPU for {len(history['loss'])} epochs; "
           f"test {scores}  -> {path} ({path.stat().st_size / 1e6:.2f} MB)", flush=True)
     return {
@@ -96,15 +96,15 @@ def train_one(attention, corpus, args):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--epochs", type=int, default=translation.TRANSLATOR_TRAINING["epochs"])
+    parser.add_argument("--epochs", type=int, default=gru_translator.TRAINING["epochs"])
     parser.add_argument("--minutes", type=float, default=None,
                         help="stop each model after the epoch that passes this many minutes")
     parser.add_argument("--batch-size", type=int,
-                        default=translation.TRANSLATOR_TRAINING["batch_size"])
+                        default=gru_translator.TRAINING["batch_size"])
     parser.add_argument("--learning-rate", type=float,
-                        default=translation.TRANSLATOR_TRAINING["learning_rate"])
-    parser.add_argument("--seed", type=int, default=translation.TRANSLATOR_TRAINING["seed"])
-    parser.add_argument("--out", type=Path, default=translation.WEIGHTS_DIR)
+                        default=gru_translator.TRAINING["learning_rate"])
+    parser.add_argument("--seed", type=int, default=gru_translator.TRAINING["seed"])
+    parser.add_argument("--out", type=Path, default=WEIGHTS_DIR)
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
 
@@ -122,7 +122,7 @@ def main(argv=None):
         "split": {"test_fraction": translation.TEST_FRACTION, "seed": translation.SPLIT_SEED},
         "source_vocabulary_fingerprint": corpus.source_vocabulary.fingerprint(),
         "target_vocabulary_fingerprint": corpus.target_vocabulary.fingerprint(),
-        "model": dict(translation.TRANSLATOR_SIZES),
+        "model": dict(gru_translator.SIZES),
         "training": {"epochs": args.epochs, "batch_size": args.batch_size,
                      "learning_rate": args.learning_rate, "schedule": "cosine decay to 0",
                      "clipnorm": 1.0, "seed": args.seed, "minutes": args.minutes},

@@ -14,14 +14,17 @@ import numpy as np
 
 from course_lib.layers import (
     BahdanauAttention,
+    ClassToken,
+    LearnedPositionEmbedding,
     LuongAttention,
     MultiHeadAttention,
+    PatchEmbedding,
     SinusoidalPositionEncoding,
     TransformerDecoderBlock,
     TransformerEncoderBlock,
 )
 
-ATOL = 1e-5  # design §5: equality tests use float32 and atol 1e-5
+ATOL = 1e-5  # equality with Keras: float32, atol 1e-5 (docs/conventions.md, section 2)
 BATCH = 2
 
 
@@ -86,7 +89,8 @@ def assert_differ(first, second, min_difference=1e-3):
 
 @contextlib.contextmanager
 def plain_keras_attention():
-    """Keras's reference attention without flash attention (design §5), restored afterwards."""
+    """Keras's reference attention without flash attention (``flash_attention=False`` does not
+    turn it off: docs/conventions.md, section 2), restored afterwards."""
     was_enabled = keras.config.is_flash_attention_enabled()
     keras.config.disable_flash_attention()
     try:
@@ -193,4 +197,12 @@ LAYER_CASES = [
         {"x": (5, 8), "decoder_padding_mask": (5,)},
         lambda layer, x: layer(x["x"], decoder_padding_mask=x["decoder_padding_mask"]),
         bool_inputs=("decoder_padding_mask",)),
+    LayerCase("patch_embedding", lambda: PatchEmbedding(2, 5), {"images": (6, 4, 3)},
+              lambda layer, x: layer(x["images"])),
+    LayerCase("patch_embedding_no_bias", lambda: PatchEmbedding(3, 4, use_bias=False),
+              {"images": (6, 9, 2)}, lambda layer, x: layer(x["images"])),
+    LayerCase("class_token", lambda: ClassToken(), {"tokens": (5, 6)},
+              lambda layer, x: layer(x["tokens"])),
+    LayerCase("learned_position_embedding", lambda: LearnedPositionEmbedding(9),
+              {"x": (7, 6)}, lambda layer, x: x["x"] + layer(x["x"])),
 ]

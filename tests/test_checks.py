@@ -1,6 +1,8 @@
 """The learners' self-checks: each common mistake is recognised and named, in one line."""
 
 import re
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -43,6 +45,16 @@ def test_cases_depend_on_the_seed_only(exercise_id):
     assert all(np.array_equal(a, b) for a, b in zip(arrays(first), arrays(again), strict=True))
     assert not all(np.array_equal(a, b) for a, b in zip(arrays(first), arrays(other),
                                                         strict=True))
+
+
+def test_the_checks_load_no_backend():
+    """Every graded kernel imports the checks: they must not make a NumPy-only lesson (02) pay
+    for loading Keras and TensorFlow."""
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import sys, course_lib.checks; "
+         "print(sorted({'keras', 'tensorflow', 'jax'} & set(sys.modules)))"],
+        capture_output=True, text=True, check=True).stdout.strip()
+    assert loaded == "[]"
 
 
 @pytest.mark.parametrize("lesson", sorted({exercise.lesson for exercise in EXERCISES.values()}))

@@ -1,7 +1,7 @@
-"""Each layer equals its Keras or keras_hub counterpart (design §5): float32, atol 1e-5, valid
-(unmasked) query rows only, real masks that mix masked and unmasked positions, and weights copied
-by name. Each family also checks that *different* weights give different outputs, so the
-comparisons can fail."""
+"""Each layer equals its Keras or keras_hub counterpart (docs/conventions.md, section 2):
+float32, atol 1e-5, valid (unmasked) query rows only, real masks that mix masked and unmasked
+positions, and weights copied by name. Each family also checks that *different* weights give
+different outputs, so the comparisons can fail."""
 
 import keras
 import keras_hub
@@ -27,6 +27,7 @@ from tests.layer_cases import (
     random_bool,
     random_tensor,
     randomize_weights,
+    to_numpy,
 )
 
 pytestmark = pytest.mark.backends
@@ -109,7 +110,7 @@ def test_scaled_luong_equals_keras_dot_product_attention(score, mask_kind):
 
 @pytest.mark.parametrize("mask_kind", MASK_KINDS)
 def test_bahdanau_equals_keras_additive_attention_on_projected_inputs(mask_kind):
-    """Bahdanau = ``AdditiveAttention()([s W1, h, h W2])`` with ``scale`` = v (design §5)."""
+    """Bahdanau = ``AdditiveAttention()([s W1, h, h W2])`` with ``scale`` = v."""
     query, values = _query_values_inputs(6)
     layer = built_with_random_weights(BahdanauAttention(4), query, values)
     ours_mask, keras_mask, causal, rows = _masks(mask_kind)
@@ -185,7 +186,8 @@ def _mha_pair(config):
 def _keras_multi_head_attention(theirs, query, value, key, return_scores, **arguments):
     """Keras's output (and scores). On JAX, Keras 3.15's fused path fails when value_dim !=
     key_dim (``jax.nn.dot_product_attention`` wants equal depths), so there Keras's other path,
-    the one that returns scores, computes the reference (the same function: design §5)."""
+    the one that returns scores, computes the reference (the same function:
+    docs/conventions.md, section 2)."""
     fused_fails = keras.backend.backend() == "jax" and theirs.value_dim != theirs.key_dim
     result = theirs(query, value, key=key, return_attention_scores=return_scores or fused_fails,
                     **arguments)
@@ -375,3 +377,51 @@ def test_blocks_with_other_weights_differ_from_keras_hub(cross_attention):
     inputs = (x,) if encoder_outputs is None else (x, encoder_outputs)
     randomize_weights(ours, seed=7)
     assert_differ(ours(*inputs), theirs(*inputs))
+
+
+@NORMALIZE_FIRST
+def test_encoder_block_returns_the_attention_scores_of_keras_hub(normalize_first):
+    ours, theirs, x, _ = _block_pair(TransformerEncoderBlock,
+                                     keras_hub.layers.TransformerEncoder, "d8_h2", normalize_first)
+    rows = padding_mask_for(TARGET_LENGTH)
+    output, scores = ours(x, padding_mask=rows, return_attention_scores=True)
+    expected, expected_scores = theirs(x, padding_mask=rows, return_attention_scores=True)
+    assert_valid_rows_close(output, expected, rows)
+    assert_valid_rows_close(ops.transpose(scores, (0, 2, 1, 3)),
+                            ops.transpose(expected_scores, (0, 2, 1, 3)), rows)
+
+
+@NORMALIZE_FIRST
+def test_decoder_block_returns_where_each_target_position_looked(normalize_first):
+    """keras_hub's decoder returns no scores: the returned ones are checked by their properties,
+    and by giving the block's output unchanged."""
+    ours, _, x, encoder_outputs = _block_pair(
+        TransformerDecoderBlock, keras_hub.layers.TransformerDecoder, "d8_h2", normalize_first,
+        cross_attention=True)
+    source_padding = padding_mask_for(SOURCE_LENGTH)
+    output, self_scores, cross_scores = ours(x, encoder_outputs,
+                                             encoder_padding_mask=source_padding,
+                                             return_attention_scores=True)
+    assert_valid_rows_close(output, ours(x, encoder_outputs,
+                                         encoder_padding_mask=source_padding))
+    self_scores, cross_scores = to_numpy(self_scores), to_numpy(cross_scores)
+    assert self_scores.shape == (BATCH, 2, TARGET_LENGTH, TARGET_LENGTH)
+    assert cross_scores.shape == (BATCH, 2, TARGET_LENGTH, SOURCE_LENGTH)
+    np.testing.assert_allclose(cross_scores.sum(-1), 1.0, atol=1e-5)
+    assert np.all(cross_scores.transpose(0, 3, 1, 2)[~source_padding] == 0.0)  # padded source
+    assert np.all(np.triu(self_scores, k=1) == 0.0)  # causal
+    other_source = random_tensor(encoder_outputs.shape, 9)
+    other = ours(x, other_source, encoder_padding_mask=source_padding,
+                 return_attention_scores=True)[2]
+    assert_differ(cross_scores, other)
+
+
+def test_decoder_only_block_returns_its_causal_self_attention_scores():
+    ours, theirs, x, _ = _block_pair(TransformerDecoderBlock, keras_hub.layers.TransformerDecoder,
+                                     "d8_h2", True)
+    output, scores = ours(x, return_attention_scores=True)
+    assert_valid_rows_close(output, theirs(x))
+    scores = to_numpy(scores)
+    np.testing.assert_allclose(scores.sum(-1), 1.0, atol=1e-5)
+    past = np.tril(np.ones((TARGET_LENGTH, TARGET_LENGTH), bool))
+    assert np.all(scores[..., ~past] == 0.0) and np.all(scores[..., past] > 0.0)

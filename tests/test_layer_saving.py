@@ -1,5 +1,5 @@
 """Every layer survives ``.keras`` save → ``load_model`` inside a model, and a
-``get_config`` → ``from_config`` round trip (design §4)."""
+``get_config`` → ``from_config`` round trip (docs/conventions.md, section 3)."""
 
 import keras
 import numpy as np

@@ -15,6 +15,7 @@ from keras import ops
 from course_lib.checks import lesson04
 from course_lib.layers import LocalAttention, LuongAttention
 from course_lib.models import GRUEncoderDecoder, LocalGRUEncoderDecoder, greedy_decode
+from course_lib.numpy_softmax import softmax
 from tests.layer_cases import length_mask, random_tensor, randomize_weights, to_numpy
 
 pytestmark = pytest.mark.backends
@@ -55,7 +56,7 @@ def test_local_m_is_the_softmax_over_the_window_t_plus_minus_d(data, half_width,
     assert np.all(weights[~window] == 0.0)  # exactly zero outside the window and on padding
     rows = window.any(axis=-1)
     np.testing.assert_allclose(weights.sum(axis=-1), rows.astype("float64"), atol=1e-5)
-    expected = lesson04._window_softmax(scores_of(layer, data), window)
+    expected = softmax(scores_of(layer, data), mask=window)
     np.testing.assert_allclose(weights, expected, atol=1e-5)
     np.testing.assert_allclose(to_numpy(context), expected @ data["values"], atol=1e-4)
 
@@ -115,9 +116,9 @@ def test_local_p_weights_are_the_window_softmax_times_a_gaussian(data, half_widt
                                         half_width)
     np.testing.assert_allclose(weights, expected, atol=1e-5)
     # the Gaussian is the ratio to the window's softmax; not renormalised, so sums are < 1
-    softmax = lesson04._window_softmax(scores_of(layer, data), window)
+    window_softmax = softmax(scores_of(layer, data), mask=window)
     gaussian = np.exp(-(np.arange(S) - positions[..., None]) ** 2 / (2 * (half_width / 2) ** 2))
-    np.testing.assert_allclose(weights[window], (softmax * gaussian)[window], atol=1e-5)
+    np.testing.assert_allclose(weights[window], (window_softmax * gaussian)[window], atol=1e-5)
     assert layer.sigma == half_width / 2
     assert np.all(weights.sum(axis=-1) < 1.0) and np.all(weights.sum(axis=-1) > 0.0)
 
@@ -245,8 +246,8 @@ def test_local_p_translator_decodes_and_survives_save_and_load(tmp_path):
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"half_width": 0}, "`half_width` (D) must be a positive integer, received 0"),
-    ({"half_width": 1.5}, "`half_width` (D) must be a positive integer, received 1.5"),
+    ({"half_width": 0}, "`half_width` must be a positive integer, received 0"),
+    ({"half_width": 1.5}, "`half_width` must be a positive integer, received 1.5 of type float"),
     ({"half_width": 2, "mode": "local"}, "`mode` must be one of"),
     ({"half_width": 2, "score": "additive"}, "`score` must be one of"),
     ({"half_width": 2, "position_units": 0}, "`position_units` must be a positive integer"),

@@ -34,10 +34,14 @@ def test_one_relation_controls(relation):
 
 
 @pytest.mark.parametrize("arguments, message", [
-    ({"num_examples": 0, "length": 5, "vocabulary_size": 8}, "`num_examples` must be at least 1"),
-    ({"num_examples": 5, "length": 1, "vocabulary_size": 8}, "`length` must be at least 2"),
-    ({"num_examples": 5, "length": 5, "vocabulary_size": 3}, "`vocabulary_size` must be at least"),
-    ({"num_examples": 5, "length": 5.0, "vocabulary_size": 8}, "`length` must be an integer"),
+    ({"num_examples": 0, "length": 5, "vocabulary_size": 8},
+     "`num_examples` must be a positive integer, received 0"),
+    ({"num_examples": 5, "length": 1, "vocabulary_size": 8},
+     "`length` must be an integer of at least 2, received 1"),
+    ({"num_examples": 5, "length": 5, "vocabulary_size": 3},
+     "`vocabulary_size` must be an integer of at least 4"),
+    ({"num_examples": 5, "length": 5.0, "vocabulary_size": 8},
+     "`length` must be an integer of at least 2, received 5.0 of type float"),
     ({"num_examples": 5, "length": 5, "vocabulary_size": 8, "relation": "next"}, "`relation`"),
 ])
 def test_task_rejects_bad_arguments(arguments, message):

@@ -1,6 +1,5 @@
 """Tests of course_lib.translation: the Tatoeba corpus, its split and vocabulary, and the scores."""
 
-import dataclasses
 
 import numpy as np
 import pytest
@@ -252,54 +251,3 @@ def test_scores_use_every_reference():
 def test_scores_reject_bad_input(hypotheses, references, message):
     with pytest.raises(ValueError, match=message):
         corpus_scores(hypotheses, references)
-
-
-# ---------------------------------------------------------------------------------------------
-# Training on length buckets (course_lib.models) and the shipped translators
-
-
-def test_length_buckets_cover_every_pair_once_in_batches_of_similar_length(corpus):
-    from course_lib import models
-
-    pairs = corpus.test
-    batches = models.length_bucketed_batches(pairs, 64, seed=0)
-    np.testing.assert_array_equal(np.sort(np.concatenate(batches)), np.arange(len(pairs)))
-    lengths = np.sum(pairs.targets != data.PAD_ID, axis=1)
-    # contiguous runs of the pairs sorted by target length: the batches' ranges do not overlap
-    ranges = sorted((lengths[b].min(), lengths[b].max()) for b in batches)
-    assert all(high <= next_low for (_, high), (next_low, _) in zip(ranges, ranges[1:],
-                                                                    strict=False))
-    again = models.length_bucketed_batches(pairs, 64, seed=0)
-    assert all(np.array_equal(a, b) for a, b in zip(batches, again, strict=True))
-    with pytest.raises(ValueError, match="batch_size"):
-        models.length_bucketed_batches(pairs, 0, seed=0)
-
-
-def test_bucketed_training_lowers_the_masked_loss(corpus):
-    from course_lib import models
-
-    pairs = corpus.test.select(np.arange(0, len(corpus.test), 18))  # 128 pairs, all lengths
-    model = translation.build_translator(corpus, "bahdanau", embedding_dim=8, units=8, seed=0)
-    before = models.seq2seq_loss(model, pairs)
-    # one batch, so one traced training step (each new batch shape costs a trace)
-    history, timing = models.fit_seq2seq_bucketed(model, pairs, epochs=2, batch_size=len(pairs),
-                                                  validation_pairs=pairs, seed=0)
-    assert len(history["loss"]) == len(history["val_loss"]) == 2
-    assert timing.wall > 0 and timing.cpu > 0
-    assert history["val_loss"][-1] == pytest.approx(models.seq2seq_loss(model, pairs))
-    assert history["val_loss"][-1] < before
-    # the trimmed, bucketed loss is the padded loss: padding is ignored either way
-    padded = model.evaluate((pairs.encoder_inputs, pairs.decoder_inputs), pairs.targets,
-                            batch_size=len(pairs), verbose=0)
-    assert padded == pytest.approx(history["val_loss"][-1], rel=1e-4)
-
-
-def test_the_shipped_translator_loads_and_translates(corpus):
-    model = translation.load_translator(corpus, "bahdanau")
-    ids = translation.encode_sources(["I'm hungry.", "Tom is here."], corpus.source_vocabulary)
-    outputs, weights = translation.translate(model, ids, corpus.target_vocabulary, 12)
-    assert outputs[0][-1] == "." and "tom" in outputs[1]
-    assert weights.shape == (2, 12, ids.shape[1])
-    other = dataclasses.replace(corpus, target_vocabulary=Vocabulary.build([["autre"]]))
-    with pytest.raises(ValueError, match="target vocabulary"):
-        translation.load_translator(other, "bahdanau")

@@ -10,6 +10,8 @@ which each row is scored out of its own lesson's exercises.
 from __future__ import annotations
 
 import csv
+import os
+import tempfile
 from collections import Counter
 from pathlib import Path
 
@@ -25,8 +27,14 @@ def csv_header(exercise_ids: list[str]) -> list[str]:
 
 def write_csv(path: Path, grades: list[Grade], exercise_ids: list[str]) -> None:
     """One row per student, sorted by name, in a fixed column order: the same grades always
-    give the same bytes."""
-    with open(path, "w", newline="", encoding="utf-8") as file:
+    give the same bytes. Written to a new file next to ``path``, then renamed over it: whoever
+    reads ``path`` finds the previous sheet or the whole new one, never half of one."""
+    descriptor, partial = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial",
+                                           dir=path.resolve().parent)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.fchmod(descriptor, 0o666 & ~umask)  # as ``open(path, "w")`` would have made it
+    with open(descriptor, "w", newline="", encoding="utf-8") as file:
         writer = csv.writer(file, lineterminator="\n")
         writer.writerow(csv_header(exercise_ids))
         for grade in sorted(grades, key=lambda grade: grade.student):
@@ -36,11 +44,12 @@ def write_csv(path: Path, grades: list[Grade], exercise_ids: list[str]) -> None:
                 graded = grade.exercises.get(exercise_id)
                 row += [graded.score, graded.reason] if graded else ["", ""]
             writer.writerow(row)
+    os.replace(partial, path)
 
 
-def summary(grades: list[Grade], exercise_ids: list[str]) -> str:
+def summary(grades: list[Grade], exercise_ids: list[str], sandbox: str) -> str:
     """A table of scores per student and exercise (``-`` for another lesson's), how many passed
-    each, and the statuses."""
+    each, the statuses, and the sandbox the submissions ran in (``bubblewrap`` or ``none``)."""
     name_width = max([len("student"), len("passed by"), *(len(g.student) for g in grades)])
     status_width = max(len(status) for status in STATUSES)
     score_width = max(len(exercise_id) for exercise_id in exercise_ids)
@@ -76,4 +85,5 @@ def summary(grades: list[Grade], exercise_ids: list[str]) -> str:
         share = sum(grade.total for grade in grades) / points if points else 0.0
         average = f"{share:.0%} of the points overall (each row out of its own lesson's)"
     lines.append(f"\n{len(grades)} submissions: {statuses}; {average}.")
+    lines.append(f"sandbox: {sandbox}")
     return "\n".join(lines)

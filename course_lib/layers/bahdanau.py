@@ -6,6 +6,7 @@ from keras import ops
 
 from course_lib.attention import additive_score
 from course_lib.layers.query_values_attention import QueryValuesAttention
+from course_lib.validation import require_positive_int
 
 
 @keras.saving.register_keras_serializable(package="course_lib")
@@ -18,7 +19,7 @@ class BahdanauAttention(QueryValuesAttention):
     the paper there is no bias.
 
     Equal to ``keras.layers.AdditiveAttention()([s @ W1, h, h @ W2])`` with its ``scale`` set
-    to ``v`` (Keras's layer has no ``W1``, ``W2``: design §5).
+    to ``v`` (Keras's layer has no ``W1``, ``W2``: ``docs/conventions.md``, section 2).
 
     Args:
         units: size of the hidden layer of the scoring network.
@@ -29,9 +30,7 @@ class BahdanauAttention(QueryValuesAttention):
 
     def __init__(self, units, **kwargs):
         super().__init__(**kwargs)
-        if int(units) <= 0:
-            raise ValueError(f"`units` must be a positive integer, received {units}.")
-        self.units = int(units)
+        self.units = require_positive_int("units", units)
 
     def build(self, query_shape, values_shape):
         self.query_kernel = self.add_weight(

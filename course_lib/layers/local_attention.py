@@ -6,7 +6,7 @@ from keras import ops
 
 from course_lib.attention import masked_softmax
 from course_lib.layers.luong import LuongAttention
-from course_lib.validation import shape_matches, static_shape
+from course_lib.validation import require_positive_int, shape_matches, static_shape
 
 MODES = ("monotonic", "predictive")
 
@@ -66,18 +66,12 @@ class LocalAttention(LuongAttention):
     def __init__(self, half_width, mode="predictive", score="general", units=None,
                  position_units=None, **kwargs):
         super().__init__(score=score, units=units, **kwargs)
-        if isinstance(half_width, bool) or not float(half_width).is_integer() or \
-                half_width < 1:
-            raise ValueError(f"`half_width` (D) must be a positive integer, received "
-                             f"{half_width!r}.")
         if mode not in MODES:
             raise ValueError(f"`mode` must be one of {MODES}, received {mode!r}.")
-        if position_units is not None and int(position_units) <= 0:
-            raise ValueError(f"`position_units` must be a positive integer, received "
-                             f"{position_units}.")
-        self.half_width = int(half_width)
+        self.half_width = require_positive_int("half_width", half_width)
         self.mode = mode
-        self.position_units = None if position_units is None else int(position_units)
+        self.position_units = (None if position_units is None
+                               else require_positive_int("position_units", position_units))
 
     def build(self, query_shape, values_shape):
         super().build(query_shape, values_shape)

@@ -7,6 +7,7 @@ import keras
 
 from course_lib.attention import concat_score, dot_score, general_score
 from course_lib.layers.query_values_attention import QueryValuesAttention
+from course_lib.validation import require_positive_int
 
 SCORES = ("dot", "general", "concat")
 
@@ -28,7 +29,7 @@ class LuongAttention(QueryValuesAttention):
 
     ``"dot"`` equals ``keras.layers.Attention()([h_t, h_s])``; ``"general"`` equals
     ``keras.layers.Attention()([h_t @ W, h_s])``. Keras's ``score_mode="concat"`` is *not*
-    Luong's concat: it has no ``W`` and no ``v`` (design §5).
+    Luong's concat: it has no ``W`` and no ``v`` (``docs/conventions.md``, section 2).
 
     ``scaled=True`` divides the dot and general scores by ``sqrt(dv)``, the key depth, as the
     Transformer does (Vaswani et al. 2017; lesson 05): for keys of unit variance the scores
@@ -46,13 +47,11 @@ class LuongAttention(QueryValuesAttention):
         super().__init__(**kwargs)
         if score not in SCORES:
             raise ValueError(f"`score` must be one of {SCORES}, received {score!r}.")
-        if units is not None and int(units) <= 0:
-            raise ValueError(f"`units` must be a positive integer, received {units}.")
         if scaled and score == "concat":
             raise ValueError("`scaled=True` is for the dot and general scores; the concat "
                              "score v . tanh(...) is bounded already.")
         self.score_name = score
-        self.units = None if units is None else int(units)
+        self.units = None if units is None else require_positive_int("units", units)
         self.scaled = bool(scaled)
 
     def build(self, query_shape, values_shape):

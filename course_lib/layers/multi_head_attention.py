@@ -9,11 +9,19 @@ from course_lib.attention import causal_mask, masked_softmax
 from course_lib.layers.weight_copy import assign_variable, find_variable, has_variable
 from course_lib.validation import (
     require_broadcastable,
+    require_positive_int,
     require_rank,
     require_same_dim,
     require_shape,
     static_shape,
 )
+
+
+def _project(inputs, kernel, bias):
+    """``(B, T, D) → (B, T, H, depth)``: one projection, all heads at once."""
+    projected = ops.einsum("btd,dhk->bthk", inputs, kernel)
+    return projected if bias is None else projected + bias
+
 
 # Our weight → the tail of the path of the same weight in keras.layers.MultiHeadAttention.
 KERAS_WEIGHT_NAMES = {
@@ -35,7 +43,7 @@ class MultiHeadAttention(keras.layers.Layer):
 
     Each head attends in its own ``key_dim``-dimensional subspace, so ``H`` heads can follow
     ``H`` different relations at the cost of one full-width head. The weights have the shapes,
-    names and order of ``keras.layers.MultiHeadAttention`` (design §5), so
+    names and order of ``keras.layers.MultiHeadAttention``, so
     ``copy_weights_from(keras_layer)`` makes the two compute the same function:
 
     ============================  ========================
@@ -74,46 +82,48 @@ class MultiHeadAttention(keras.layers.Layer):
     def __init__(self, num_heads, key_dim, value_dim=None, dropout=0.0, use_bias=True,
                  output_dim=None, seed=None, **kwargs):
         super().__init__(**kwargs)
-        for name, value in (("num_heads", num_heads), ("key_dim", key_dim),
-                            ("value_dim", value_dim), ("output_dim", output_dim)):
-            if value is not None and (int(value) != value or value <= 0):
-                raise ValueError(f"`{name}` must be a positive integer, received {value!r}.")
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"`dropout` must be in [0, 1), received {dropout!r}.")
-        self.num_heads = int(num_heads)
-        self.key_dim = int(key_dim)
-        self.value_dim = int(value_dim) if value_dim else self.key_dim
+        self.num_heads = require_positive_int("num_heads", num_heads)
+        self.key_dim = require_positive_int("key_dim", key_dim)
+        self.value_dim = (self.key_dim if value_dim is None
+                          else require_positive_int("value_dim", value_dim))
+        self.output_dim = None if output_dim is None else require_positive_int("output_dim",
+                                                                               output_dim)
         self.dropout = float(dropout)
         self.use_bias = bool(use_bias)
-        self.output_dim = int(output_dim) if output_dim else None
         self.seed = seed
-        self.dropout_layer = keras.layers.Dropout(self.dropout, seed=seed)
+        # The layer's own dtype policy: a sublayer left on the global policy would cast the
+        # weights back to float32 under mixed precision.
+        self.dropout_layer = keras.layers.Dropout(self.dropout, seed=seed,
+                                                  dtype=self.dtype_policy)
         self.supports_masking = True
 
     def build(self, query_shape, value_shape, key_shape=None):
         key_shape = value_shape if key_shape is None else key_shape
-        heads = self.num_heads
+        heads, key_dim, value_dim = self.num_heads, self.key_dim, self.value_dim
         output_dim = self.output_dim or query_shape[-1]
-        for role, shape, depth in (("query", query_shape, self.key_dim),
-                                   ("key", key_shape, self.key_dim),
-                                   ("value", value_shape, self.value_dim)):
-            setattr(self, f"{role}_kernel", self.add_weight(
-                name=f"{role}_kernel", shape=(shape[-1], heads, depth),
-                initializer="glorot_uniform"))
-            if self.use_bias:
-                setattr(self, f"{role}_bias", self.add_weight(
-                    name=f"{role}_bias", shape=(heads, depth), initializer="zeros"))
-        self.output_kernel = self.add_weight(
-            name="output_kernel", shape=(heads, self.value_dim, output_dim),
-            initializer="glorot_uniform")
-        if self.use_bias:
-            self.output_bias = self.add_weight(
-                name="output_bias", shape=(output_dim,), initializer="zeros")
-
-    def _project(self, inputs, role):
-        """``(B, T, D) → (B, T, H, depth)`` with the role's kernel and bias."""
-        projected = ops.einsum("btd,dhk->bthk", inputs, getattr(self, f"{role}_kernel"))
-        return projected + getattr(self, f"{role}_bias") if self.use_bias else projected
+        # Keras's order (kernel, then bias, per projection): .weights.h5 files store by position.
+        self.query_kernel = self.add_weight(name="query_kernel",
+                                            shape=(query_shape[-1], heads, key_dim),
+                                            initializer="glorot_uniform")
+        self.query_bias = (self.add_weight(name="query_bias", shape=(heads, key_dim),
+                                           initializer="zeros") if self.use_bias else None)
+        self.key_kernel = self.add_weight(name="key_kernel",
+                                          shape=(key_shape[-1], heads, key_dim),
+                                          initializer="glorot_uniform")
+        self.key_bias = (self.add_weight(name="key_bias", shape=(heads, key_dim),
+                                         initializer="zeros") if self.use_bias else None)
+        self.value_kernel = self.add_weight(name="value_kernel",
+                                            shape=(value_shape[-1], heads, value_dim),
+                                            initializer="glorot_uniform")
+        self.value_bias = (self.add_weight(name="value_bias", shape=(heads, value_dim),
+                                           initializer="zeros") if self.use_bias else None)
+        self.output_kernel = self.add_weight(name="output_kernel",
+                                             shape=(heads, value_dim, output_dim),
+                                             initializer="glorot_uniform")
+        self.output_bias = (self.add_weight(name="output_bias", shape=(output_dim,),
+                                            initializer="zeros") if self.use_bias else None)
 
     def call(self, query, value, key=None, query_mask=None, value_mask=None, key_mask=None,
              attention_mask=None, use_causal_mask=False, return_attention_scores=False,
@@ -125,18 +135,19 @@ class MultiHeadAttention(keras.layers.Layer):
         require_same_dim("Batch sizes", "query", query_shape, 0, "value", value_shape, 0)
         require_same_dim("Batch sizes", "key", key_shape, 0, "value", value_shape, 0)
         require_same_dim("Key and value lengths", "key", key_shape, 1, "value", value_shape, 1)
-
         mask = self._combined_mask(query, value, query_mask, value_mask, key_mask,
                                    attention_mask, use_causal_mask)
-        queries = self._project(query, "query") * (1.0 / math.sqrt(self.key_dim))
-        keys = self._project(key, "key")
-        values = self._project(value, "value")
+
+        queries = _project(query, self.query_kernel, self.query_bias)  # (B, Tq, H, key_dim)
+        keys = _project(key, self.key_kernel, self.key_bias)  # (B, Tv, H, key_dim)
+        values = _project(value, self.value_kernel, self.value_bias)  # (B, Tv, H, value_dim)
+        queries = queries * ops.cast(1.0 / math.sqrt(self.key_dim), queries.dtype)
 
         scores = ops.einsum("bqhk,bshk->bhqs", queries, keys)  # (B, H, Tq, Tv)
         weights = masked_softmax(scores, mask)
         dropped = self.dropout_layer(weights, training=training)
         heads = ops.einsum("bhqs,bshv->bqhv", dropped, values)  # (B, Tq, H, value_dim)
-        output = ops.einsum("bqhv,hvo->bqo", heads, self.output_kernel)
+        output = ops.einsum("bqhv,hvo->bqo", heads, self.output_kernel)  # (B, Tq, D_out)
         if self.use_bias:
             output = output + self.output_bias
         return (output, weights) if return_attention_scores else output

@@ -12,7 +12,12 @@ from keras import ops
 from course_lib.attention import causal_mask
 from course_lib.layers.multi_head_attention import MultiHeadAttention
 from course_lib.layers.weight_copy import assign_variable, find_variable, has_variable
-from course_lib.validation import require_rank, require_shape, static_shape
+from course_lib.validation import (
+    require_positive_int,
+    require_rank,
+    require_shape,
+    static_shape,
+)
 
 
 def _require_mask(name, mask, expected):
@@ -21,19 +26,18 @@ def _require_mask(name, mask, expected):
 
 
 class TransformerBlock(keras.layers.Layer):
-    """What the encoder and decoder blocks share: residual sublayers and the feed-forward net.
-
-    ``FFN(x) = W2 act(W1 x + b1) + b2``, ``W1 (d, intermediate_dim)``, ``W2 (intermediate_dim, d)``.
-    """
+    """What the encoder and decoder blocks share: their settings, their sublayers' construction,
+    and the feed-forward sublayer ``FFN(x) = W2 act(W1 x + b1) + b2`` with ``W1 (d,
+    intermediate_dim)``, ``W2 (intermediate_dim, d)``. Every sublayer takes the block's dtype
+    policy, so the block runs in mixed precision as Keras's own layers do."""
 
     def __init__(self, intermediate_dim, num_heads, dropout=0.0, normalize_first=False,
                  layer_norm_epsilon=1e-5, activation="relu", **kwargs):
         super().__init__(**kwargs)
-        for name, value in (("intermediate_dim", intermediate_dim), ("num_heads", num_heads)):
-            if int(value) != value or value <= 0:
-                raise ValueError(f"`{name}` must be a positive integer, received {value!r}.")
-        self.intermediate_dim = int(intermediate_dim)
-        self.num_heads = int(num_heads)
+        self.intermediate_dim = require_positive_int("intermediate_dim", intermediate_dim)
+        self.num_heads = require_positive_int("num_heads", num_heads)
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"`dropout` must be in [0, 1), received {dropout!r}.")
         self.dropout = float(dropout)
         self.normalize_first = bool(normalize_first)
         self.layer_norm_epsilon = float(layer_norm_epsilon)
@@ -69,18 +73,18 @@ class TransformerBlock(keras.layers.Layer):
         self.feedforward_output_dense.build((*x_shape[:-1], self.intermediate_dim))
         self.feedforward_dropout = self._dropout("feedforward_dropout")
 
-    def _residual(self, x, sublayer, layer_norm, dropout, training):
-        """Post-LN ``LN(x + Drop(f(x)))`` or pre-LN ``x + Drop(f(LN(x)))``."""
-        inner = layer_norm(x) if self.normalize_first else x
-        x = x + dropout(sublayer(inner), training=training)
-        return x if self.normalize_first else layer_norm(x)
-
-    def _feedforward(self, x, training):
-        def feedforward(inner):
-            return self.feedforward_output_dense(self.feedforward_intermediate_dense(inner))
-
-        return self._residual(x, feedforward, self.feedforward_layer_norm,
-                              self.feedforward_dropout, training)
+    def _feedforward_sublayer(self, x, training):
+        """``LN(x + Drop(FFN(x)))`` (post-LN) or ``x + Drop(FFN(LN(x)))`` (pre-LN)."""
+        residual = x
+        if self.normalize_first:
+            x = self.feedforward_layer_norm(x)
+        x = self.feedforward_intermediate_dense(x)
+        x = self.feedforward_output_dense(x)
+        x = self.feedforward_dropout(x, training=training)
+        x = residual + x
+        if not self.normalize_first:
+            x = self.feedforward_layer_norm(x)
+        return x
 
     def _copy_plain_sublayers(self, keras_hub_layer, names):
         """Dense and LayerNormalization sublayers that carry the same names in keras_hub."""
@@ -126,10 +130,11 @@ class TransformerEncoderBlock(TransformerBlock):
         x: ``(B, T, d_model)``.
         padding_mask: boolean ``(B, T)``, True at real tokens.
         attention_mask: boolean ``(B, T, T)``, True = attend; AND-ed with ``padding_mask``.
+        return_attention_scores: also return the self-attention weights ``(B, H, T, T)``.
         training: enables dropout.
 
     Returns:
-        ``(B, T, d_model)``.
+        ``(B, T, d_model)``, or ``(output, weights)`` with ``return_attention_scores=True``.
     """
 
     def build(self, x_shape):
@@ -139,7 +144,8 @@ class TransformerEncoderBlock(TransformerBlock):
         self.self_attention_dropout = self._dropout("self_attention_dropout")
         self._build_feedforward(x_shape)
 
-    def call(self, x, padding_mask=None, attention_mask=None, training=None):
+    def call(self, x, padding_mask=None, attention_mask=None, return_attention_scores=False,
+             training=None):
         batch, length, _ = require_rank("x", x, 3)
         mask = None
         if padding_mask is not None:
@@ -149,12 +155,19 @@ class TransformerEncoderBlock(TransformerBlock):
                                            (batch, length, length))
             mask = attention_mask if mask is None else ops.logical_and(mask, attention_mask)
 
-        def self_attention(inner):
-            return self.self_attention(inner, inner, attention_mask=mask, training=training)
+        # Self-attention sublayer.
+        residual = x
+        if self.normalize_first:
+            x = self.self_attention_layer_norm(x)
+        x, scores = self.self_attention(x, x, attention_mask=mask,
+                                        return_attention_scores=True, training=training)
+        x = self.self_attention_dropout(x, training=training)
+        x = residual + x
+        if not self.normalize_first:
+            x = self.self_attention_layer_norm(x)
 
-        x = self._residual(x, self_attention, self.self_attention_layer_norm,
-                           self.self_attention_dropout, training)
-        return self._feedforward(x, training)
+        x = self._feedforward_sublayer(x, training)
+        return (x, scores) if return_attention_scores else x
 
     def copy_weights_from(self, keras_hub_layer):
         """Take the weights of a built ``keras_hub.layers.TransformerEncoder`` by name."""
@@ -183,10 +196,14 @@ class TransformerDecoderBlock(TransformerBlock):
         decoder_padding_mask: boolean ``(B, T)``; encoder_padding_mask: boolean ``(B, S)``.
         use_causal_mask: position ``i`` sees targets ``j <= i`` only (True for training a
             translator; switching it off lets the decoder read the answer: lesson 05's trap).
+        return_attention_scores: also return the attention weights: the self-attention's
+            ``(B, H, T, T)`` and, with cross-attention, the cross-attention's ``(B, H, T, S)``
+            (where each target position looked in the source).
         training: enables dropout.
 
     Returns:
-        ``(B, T, d_model)``.
+        ``(B, T, d_model)``; with ``return_attention_scores=True``, ``(output, self_weights,
+        cross_weights)``, or ``(output, self_weights)`` for a decoder-only block.
     """
 
     def build(self, x_shape, encoder_outputs_shape=None):
@@ -204,7 +221,8 @@ class TransformerDecoderBlock(TransformerBlock):
         self._build_feedforward(x_shape)
 
     def call(self, x, encoder_outputs=None, decoder_padding_mask=None,
-             encoder_padding_mask=None, use_causal_mask=True, training=None):
+             encoder_padding_mask=None, use_causal_mask=True, return_attention_scores=False,
+             training=None):
         batch, length, _ = require_rank("x", x, 3)
         if (encoder_outputs is not None) != self.has_cross_attention:
             received = ("no `encoder_outputs`" if encoder_outputs is None else
@@ -223,26 +241,41 @@ class TransformerDecoderBlock(TransformerBlock):
             future = ops.expand_dims(causal_mask(ops.shape(x)[1]), 0)
             self_mask = future if self_mask is None else ops.logical_and(self_mask, future)
 
-        def self_attention(inner):
-            return self.self_attention(inner, inner, attention_mask=self_mask, training=training)
+        # Causal self-attention sublayer.
+        residual = x
+        if self.normalize_first:
+            x = self.self_attention_layer_norm(x)
+        x, self_scores = self.self_attention(x, x, attention_mask=self_mask,
+                                             return_attention_scores=True, training=training)
+        x = self.self_attention_dropout(x, training=training)
+        x = residual + x
+        if not self.normalize_first:
+            x = self.self_attention_layer_norm(x)
 
-        x = self._residual(x, self_attention, self.self_attention_layer_norm,
-                           self.self_attention_dropout, training)
-
+        # Cross-attention sublayer: the queries come from the target, keys and values from
+        # the encoder's outputs.
+        cross_scores = None
         if self.has_cross_attention:
             encoder_shape = require_rank("encoder_outputs", encoder_outputs, 3)
             cross_mask = None
             if encoder_padding_mask is not None:
                 cross_mask = ops.expand_dims(_require_mask(
                     "encoder_padding_mask", encoder_padding_mask, encoder_shape[:2]), 1)
+            residual = x
+            if self.normalize_first:
+                x = self.cross_attention_layer_norm(x)
+            x, cross_scores = self.cross_attention(x, encoder_outputs, attention_mask=cross_mask,
+                                                   return_attention_scores=True,
+                                                   training=training)
+            x = self.cross_attention_dropout(x, training=training)
+            x = residual + x
+            if not self.normalize_first:
+                x = self.cross_attention_layer_norm(x)
 
-            def cross_attention(inner):
-                return self.cross_attention(inner, encoder_outputs, attention_mask=cross_mask,
-                                            training=training)
-
-            x = self._residual(x, cross_attention, self.cross_attention_layer_norm,
-                               self.cross_attention_dropout, training)
-        return self._feedforward(x, training)
+        x = self._feedforward_sublayer(x, training)
+        if not return_attention_scores:
+            return x
+        return (x, self_scores, cross_scores) if self.has_cross_attention else (x, self_scores)
 
     def copy_weights_from(self, keras_hub_layer):
         """Take the weights of a built ``keras_hub.layers.TransformerDecoder`` by name."""

@@ -35,13 +35,3 @@ def assign_variable(target, source):
         )
     target.assign(ops.convert_to_tensor(source.value, dtype=target.dtype))
 
-
-def copy_by_suffix(target_layer, source_layer, source_prefix, names):
-    """Copy ``source_layer``'s weights ``{source_prefix}/{name}`` into ``target_layer``'s ``name``.
-
-    Used for the plain Keras sublayers of our blocks (Dense: kernel, bias; LayerNormalization:
-    gamma, beta).
-    """
-    for name in names:
-        source = find_variable(source_layer, f"{source_prefix}/{name}")
-        assign_variable(find_variable(target_layer, f"{target_layer.name}/{name}"), source)

@@ -1,0 +1,96 @@
+"""Every count the library takes (units, heads, widths, sizes, lengths) is checked the same way,
+by ``course_lib.validation.require_positive_int``: a boolean or a float is refused with a
+``ValueError`` that names the argument and the value, instead of quietly becoming 1 or 2."""
+
+import re
+
+import numpy as np
+import pytest
+
+from course_lib import data, forecasting, models, sentiment, tasks, training, translation, vision
+from course_lib.attention_maps import patch_distances
+from course_lib.layers import (
+    BahdanauAttention,
+    LearnedPositionEmbedding,
+    LocalAttention,
+    LuongAttention,
+    MultiHeadAttention,
+    PatchEmbedding,
+    TransformerDecoderBlock,
+    TransformerEncoderBlock,
+)
+from course_lib.transformer_translator import TransformerTranslator
+from course_lib.validation import require_positive_int
+
+pytestmark = pytest.mark.backends
+
+CALLS = {
+    "bahdanau_units": lambda value: BahdanauAttention(value),
+    "luong_units": lambda value: LuongAttention("concat", units=value),
+    "local_half_width": lambda value: LocalAttention(value),
+    "local_position_units": lambda value: LocalAttention(2, position_units=value),
+    "mha_num_heads": lambda value: MultiHeadAttention(value, 4),
+    "mha_key_dim": lambda value: MultiHeadAttention(2, value),
+    "mha_value_dim": lambda value: MultiHeadAttention(2, 4, value_dim=value),
+    "mha_output_dim": lambda value: MultiHeadAttention(2, 4, output_dim=value),
+    "encoder_intermediate_dim": lambda value: TransformerEncoderBlock(value, 2),
+    "decoder_num_heads": lambda value: TransformerDecoderBlock(16, value),
+    "gru_units": lambda value: models.GRUEncoderDecoder(10, 10, units=value),
+    "gru_embedding_dim": lambda value: models.GRUEncoderDecoder(10, 10, embedding_dim=value),
+    "transformer_num_layers": lambda value: TransformerTranslator(10, 10, num_layers=value),
+    "classifier_num_heads": lambda value: tasks.attention_classifier(10, value),
+    "reversal_num_examples": lambda value: data.reversal_task(value, 3, 5, 10, seed=0),
+    "token_task_length": lambda value: tasks.previous_and_largest_task(5, value, 8, seed=0),
+    "sentence_length": lambda value: sentiment.encode_sentences(
+        [["good"]], translation.Vocabulary.build([["good"]]), length=value),
+    "vocabulary_min_count": lambda value: translation.Vocabulary.build([["a"]], min_count=value),
+    "batch_size": lambda value: training.length_bucketed_batches(
+        data.reversal_task(8, 3, 5, 10, seed=0), value, seed=0),
+    "patch_size": lambda value: PatchEmbedding(value, 4),
+    "patch_hidden_dim": lambda value: PatchEmbedding(2, value),
+    "position_sequence_length": lambda value: LearnedPositionEmbedding(value),
+    "patch_distances_patch_size": lambda value: patch_distances((2, 2), value),
+    "vit_num_layers": lambda value: vision.build_vit(num_layers=value),
+    "mlp_units": lambda value: vision.build_mlp(units=value),
+    "cnn_filters": lambda value: vision.build_cnn(filters=(4, value, 4)),
+    "windows_window": lambda value: forecasting.forecast_windows(np.arange(20.0), value, 15),
+    "forecaster_window": lambda value: forecasting.build_attention_forecaster(value),
+    "forecaster_d_model": lambda value: forecasting.build_attention_forecaster(d_model=value),
+    "forecaster_num_heads": lambda value: forecasting.build_attention_forecaster(
+        num_heads=value),
+    "forecaster_hidden_units": lambda value: forecasting.build_attention_forecaster(
+        hidden_units=value),
+    "gru_forecaster_units": lambda value: forecasting.build_gru_forecaster(units=value),
+}
+NAMES = {"bahdanau_units": "units", "luong_units": "units", "local_half_width": "half_width",
+         "local_position_units": "position_units", "mha_num_heads": "num_heads",
+         "mha_key_dim": "key_dim", "mha_value_dim": "value_dim", "mha_output_dim": "output_dim",
+         "encoder_intermediate_dim": "intermediate_dim", "decoder_num_heads": "num_heads",
+         "gru_units": "units", "gru_embedding_dim": "embedding_dim",
+         "transformer_num_layers": "num_layers", "classifier_num_heads": "num_heads",
+         "reversal_num_examples": "num_examples", "token_task_length": "length",
+         "sentence_length": "length", "vocabulary_min_count": "min_count",
+         "batch_size": "batch_size", "patch_size": "patch_size", "patch_hidden_dim": "hidden_dim",
+         "position_sequence_length": "sequence_length",
+         "patch_distances_patch_size": "patch_size", "vit_num_layers": "num_layers",
+         "mlp_units": "units", "cnn_filters": "filters", "windows_window": "window",
+         "forecaster_window": "window", "forecaster_d_model": "d_model",
+         "forecaster_num_heads": "num_heads", "forecaster_hidden_units": "hidden_units",
+         "gru_forecaster_units": "units"}
+
+
+@pytest.mark.parametrize("value", [True, 2.5, 2.0, 0, -1, "2"],
+                         ids=["bool", "fraction", "whole_float", "zero", "negative", "string"])
+@pytest.mark.parametrize("case", CALLS)
+def test_a_count_that_is_not_a_positive_integer_is_refused(case, value):
+    with pytest.raises(ValueError) as error:
+        CALLS[case](value)
+    message = str(error.value)
+    assert re.search(rf"`{NAMES[case]}` must be (a positive integer|an integer of at least \d+), "
+                     rf"received {re.escape(repr(value))}", message), message
+
+
+def test_numpy_integers_are_counts():
+    assert require_positive_int("units", np.int64(3)) == 3
+    assert type(require_positive_int("units", np.int32(3))) is int
+    assert MultiHeadAttention(np.int64(2), 4).num_heads == 2

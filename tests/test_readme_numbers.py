@@ -1,0 +1,128 @@
+"""The README's headline numbers are the numbers of the results they come from.
+
+Each lesson row quotes a few results; each is read out of the README and compared with the JSON
+record that a script wrote (``weights/*.json``, ``notebooks/results/*.json``). A number changed in
+a re-run, or a README edited by hand, fails here.
+"""
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def readme_row(number):
+    """The README lesson table's row for lesson ``number`` ("03")."""
+    match = re.search(rf"^\| {number} \|.*$", (ROOT / "README.md").read_text(), re.MULTILINE)
+    assert match, f"no README row for lesson {number}"
+    return match.group(0)
+
+
+def record(relative_path):
+    return json.loads((ROOT / relative_path).read_text(encoding="utf-8"))
+
+
+def quoted(row, pattern):
+    """The numbers that ``pattern``'s groups capture in ``row``, as floats."""
+    match = re.search(pattern, row)
+    assert match, f"the README row no longer says {pattern!r}: {row}"
+    return [float(group.replace(",", "")) for group in match.groups()]
+
+
+def bleu_means():
+    means = {}
+    for run in record("notebooks/results/04_score_ablation.json")["runs"]:
+        means.setdefault(run["variant"], []).append(run["bleu"])
+    return {variant: float(np.mean(scores)) for variant, scores in means.items()}
+
+
+def test_lesson_01_sequence_accuracy_at_length_20():
+    without, with_attention = quoted(readme_row("01"), r"reversing 20 tokens it gets (\d+) % of "
+                                                       r"sequences right, the same model with "
+                                                       r"attention (\d+) %")
+    runs = {run["attention"]: run for run in
+            record("notebooks/results/01_context_size_sweep.json")["runs"] if run["units"] == 64}
+    assert without == round(100 * runs[None]["sequence_accuracy"]["20"])
+    assert with_attention == round(100 * runs["bahdanau"]["sequence_accuracy"]["20"])
+
+
+def translator_scores():
+    models = record("weights/translator_results.json")["models"]
+    return {name: (round(models[name]["bleu"], 1), round(models[name]["chrf"], 1))
+            for name in ("bahdanau", "no_attention")}
+
+
+def test_lesson_03_bleu_and_chrf_with_and_without_attention():
+    numbers = quoted(readme_row("03"), r"(\d+\.\d) BLEU / (\d+\.\d) chrF with attention vs "
+                                       r"(\d+\.\d) / (\d+\.\d) without")
+    scores = translator_scores()
+    assert numbers == [*scores["bahdanau"], *scores["no_attention"]]
+
+
+def test_lesson_04_ablation_ranges():
+    row = readme_row("04")
+    means = bleu_means()
+    low, high = quoted(row, r"additive (\d+)–(\d+) BLEU")
+    assert all(low <= means[variant] <= high for variant in ("bahdanau", "concat"))
+    low, high = quoted(row, r"unscaled dot and general (\d+)–(\d+)")
+    assert all(low <= means[variant] <= high for variant in ("dot", "general"))
+    (scaled_general,) = quoted(row, r"general divided by √d (\d+\.\d)")
+    assert scaled_general == round(means["scaled-general"], 1)
+
+
+def test_lesson_07_one_head_fails_two_to_eight_succeed():
+    row = readme_row("07")
+    assert "one head cannot follow two relations, two to eight can" in row
+    accuracy = {}
+    for run in record("notebooks/results/07_heads_ablation.json")["runs"]:
+        accuracy.setdefault(run["heads"], []).append(run["test_accuracy"])
+    assert max(accuracy[1]) < 0.8
+    assert all(min(accuracy[heads]) >= 0.99 for heads in (2, 4, 8))
+
+
+def test_lesson_08_transformer_scores_and_complexity():
+    row = readme_row("08")
+    bleu, chrf, rnn_bleu, rnn_chrf = quoted(row, r"(\d+\.\d) BLEU / (\d+\.\d) chrF against "
+                                                 r"(\d+\.\d) / (\d+\.\d)")
+    transformer = record("weights/transformer_results.json")
+    assert [bleu, chrf] == [round(transformer["bleu"], 1), round(transformer["chrf"], 1)]
+    assert [rnn_bleu, rnn_chrf] == list(translator_scores()["bahdanau"])
+
+    complexity = record("notebooks/results/08_complexity.json")
+    crossover, depth = quoted(row, r"slower than a GRU beyond n ≈ ([\d,]+) at d = (\d+)")
+    assert crossover == round(complexity["crossover"]["self_attention_vs_gru_measured"], -2)
+    assert depth == complexity["config"]["d"]
+    gigabytes, length = quoted(row, r"n × n scores (\d+) GB at n = ([\d,]+)")
+    index = complexity["lengths"].index(int(length))
+    assert gigabytes == pytest.approx(complexity["score_tensor_mb"][index] / 1024)
+
+
+def test_lesson_12_accuracies_and_forecast_errors():
+    row = readme_row("12")
+    runs = record("notebooks/results/12_digits_classifiers.json")["runs"]
+    for pattern, model in ((r"ViT on the 8 × 8 digits \((\d+\.\d) ± (\d+\.\d) %", "vit"),
+                           (r"ties an MLP \((\d+\.\d) ± (\d+\.\d) %\)", "mlp"),
+                           (r"loses to a CNN \((\d+\.\d) ± (\d+\.\d) %\)", "cnn")):
+        mean, spread = quoted(row, pattern)
+        accuracies = 100 * np.array([run["test_accuracy"] for run in runs
+                                     if run["model"] == model])
+        assert [mean, spread] == [round(accuracies.mean(), 1), round(accuracies.std(ddof=1), 1)]
+    forecasts = record("notebooks/results/12_sunspot_forecasts.json")
+    table = forecasts["summary"]
+
+    def seeds(model):
+        rmse = np.array([run["rmse"] for run in forecasts["runs"] if run["model"] == model])
+        return [round(rmse.mean(), 1), round(rmse.std(ddof=1), 1)]
+
+    assert quoted(row, r"attention RMSE (\d+\.\d) ± (\d+\.\d)") == seeds("attention")
+    (persistence,) = quoted(row, r"persistence (\d+\.\d)")
+    assert persistence == pytest.approx(table["persistence"]["rmse_mean"], abs=0.051)
+    (linear,) = quoted(row, r"least-squares AR (\d+\.\d)")
+    assert linear == round(table["linear_autoregression"]["rmse_mean"], 1)
+    assert quoted(row, r"a GRU (\d+\.\d) ± (\d+\.\d)") == seeds("gru")
+    (peak,) = quoted(row, r"its weight peaks at lag (\d+)")
+    assert peak == 1 + int(np.argmax(forecasts["lag_weights_mean"]))
