@@ -101,7 +101,8 @@ def test_mask_without_a_feature_axis():
 
     reason = reason_for("01.2", masked_mean_pool)
     assert reason.startswith("`masked_mean_pool` raised ValueError")
-    assert reason.endswith("mask[..., None] has shape (B, S, 1).")
+    assert reason.endswith("Hint: the mask is (B, S) and the outputs (B, S, d): the mask needs an "
+                           "axis to broadcast against the features.")
 
 
 def test_mean_over_the_features():
