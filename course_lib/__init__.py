@@ -9,6 +9,9 @@ Attention itself
     - ``course_lib.layers``: Keras 3 layers (Bahdanau, Luong, local, multi-head attention,
       sinusoidal positions, Transformer encoder and decoder blocks), each equal to its Keras or
       keras-hub counterpart where one exists.
+    - ``course_lib.efficient_attention``: attention without the n × n matrix (lesson 11):
+      exact attention tiled with an online softmax, block-sparse sliding windows with global
+      tokens, and linear attention with its recurrent (fixed-size state) causal form.
     - ``course_lib.numpy_softmax``: the same softmax in NumPy, for checks and NumPy lessons.
     - ``course_lib.validation``: the input checks whose ``ValueError`` names what was wrong.
 
@@ -25,6 +28,8 @@ Data and models the lessons train
     - ``course_lib.shipped_weights``: reading (and writing) the weights in ``weights/``.
     - ``course_lib.sentiment``: the sentiment sentences of lesson 06.
     - ``course_lib.tasks``: the synthetic token tasks and attention classifier of lesson 07.
+    - ``course_lib.recall``: the associative-recall task of lesson 11 and its one-layer model
+      with exact or linear attention.
 
 Notebooks, exercises and grading
     - ``course_lib.notebook``: the first cell of every lesson (``setup``).

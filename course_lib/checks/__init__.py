@@ -58,6 +58,7 @@ from course_lib.checks import (
     lesson06,
     lesson07,
     lesson08,
+    lesson11,
 )
 from course_lib.checks.core import (
     CHECK_SEED,
@@ -68,7 +69,7 @@ from course_lib.checks.core import (
 )
 
 _LESSON_MODULES = (lesson01, lesson02, lesson03, lesson04, lesson05, lesson06, lesson07,
-                   lesson08)
+                   lesson08, lesson11)
 
 
 def _build_registry() -> dict[str, Exercise]:
