@@ -54,7 +54,9 @@ def test_causal_linear_attention_reference_equals_the_library():
 
     rng = np.random.default_rng(1)
     query, keys, values = (rng.normal(scale=1.5, size=(2, 9, 4)) for _ in range(3))
-    outputs, state, normaliser = lesson11.causal_linear_attention(query, keys, values)
+    outputs, state, normaliser = lesson11.causal_linear_attention(query, keys, values, 2)
+    np.testing.assert_allclose(lesson11.causal_linear_attention(query, keys, values, 1)[0],
+                               outputs, atol=1e-10)  # every chunk size: the same numbers
     expected = ops.convert_to_numpy(causal_linear_attention(
         query.astype("float32"), keys.astype("float32"), values.astype("float32"),
         chunk_size=4))
@@ -127,8 +129,8 @@ def test_mask_without_global_tokens_is_off():
 # --- 11.3 causal_linear_attention -------------------------------------------------------------
 
 
-def test_vectorised_cumulative_sums_pass():
-    def causal_linear_attention(query, keys, values):
+def test_token_by_token_recurrence_ignoring_the_chunks_passes():
+    def causal_linear_attention(query, keys, values, chunk_size):
         phi_q = np.where(query > 0, query + 1, np.exp(np.minimum(query, 0)))
         phi_k = np.where(keys > 0, keys + 1, np.exp(np.minimum(keys, 0)))
         states = np.cumsum(phi_k[..., :, None] * values[..., None, :], axis=-3)  # (.., T, d, dv)
@@ -141,16 +143,18 @@ def test_vectorised_cumulative_sums_pass():
 
 
 def test_state_stored_values_by_keys_is_transposed():
-    def causal_linear_attention(query, keys, values):
-        outputs, state, normaliser = lesson11.causal_linear_attention(query, keys, values)
+    def causal_linear_attention(query, keys, values, chunk_size):
+        outputs, state, normaliser = lesson11.causal_linear_attention(query, keys, values,
+                                                                      chunk_size)
         return outputs, np.swapaxes(state, -1, -2), normaliser
 
     assert reason_for("11.3", causal_linear_attention).startswith("Your `state` is transposed")
 
 
 def test_first_output_that_is_not_the_first_value_is_named():
-    def causal_linear_attention(query, keys, values):
-        outputs, state, normaliser = lesson11.causal_linear_attention(query, keys, values)
+    def causal_linear_attention(query, keys, values, chunk_size):
+        outputs, state, normaliser = lesson11.causal_linear_attention(query, keys, values,
+                                                                      chunk_size)
         outputs = outputs.copy()
         outputs[..., 0, :] = 0.0  # e.g. a loop that starts at t = 1
         return outputs, state, normaliser
@@ -162,11 +166,11 @@ def test_first_output_that_is_not_the_first_value_is_named():
 def test_softmax_attention_instead_of_linear_is_off():
     from course_lib.numpy_softmax import softmax
 
-    def causal_linear_attention(query, keys, values):
+    def causal_linear_attention(query, keys, values, chunk_size):
         length = query.shape[-2]
         scores = query @ np.swapaxes(keys, -1, -2) / np.sqrt(query.shape[-1])
         weights = softmax(scores, mask=np.tril(np.ones((length, length), dtype=bool)))
-        _, state, normaliser = lesson11.causal_linear_attention(query, keys, values)
+        _, state, normaliser = lesson11.causal_linear_attention(query, keys, values, chunk_size)
         return weights @ values, state, normaliser
 
     assert reason_for("11.3", causal_linear_attention).startswith("Your `outputs` is off by")

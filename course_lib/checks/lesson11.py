@@ -1,7 +1,8 @@
 """Exercises of lesson 11, efficient attention (``solutions/11_efficient_attention.ipynb``).
 
 11.1 ``online_softmax_update``  11.2 ``dilated_window_mask``  11.3 ``causal_linear_attention``
-(the build exercise). All in NumPy, so a graded kernel never imports TensorFlow.
+(the build exercise: the recurrence over chunks of positions). All in NumPy, so a graded
+kernel never imports TensorFlow.
 
 Conventions: scores are already scaled; masks are boolean, True = attend; the feature map of
 linear attention is ``φ(x) = elu(x) + 1`` (Katharopoulos et al. 2020).
@@ -42,23 +43,42 @@ def elu_plus_one(x):
     return np.where(x > 0, x + 1.0, np.exp(np.minimum(x, 0.0)))
 
 
-def causal_linear_attention(query, keys, values):
-    """Causal linear attention as a recurrence over the positions ``t``:
-    ``S_t = S_{t−1} + φ(k_t) v_tᵀ``, ``z_t = z_{t−1} + φ(k_t)``,
-    ``out_t = φ(q_t)ᵀ S_t / φ(q_t) · z_t``. Returns ``(outputs (..., T, dv),
-    state (..., d, dv), normaliser (..., d))``, the state and normaliser after the last token."""
+def causal_linear_attention(query, keys, values, chunk_size):
+    """Causal linear attention as a recurrence over chunks of ``chunk_size`` positions: inside a
+    chunk the masked parallel form, between chunks the state ``S = Σ φ(k_j) v_jᵀ`` and the
+    normaliser ``z = Σ φ(k_j)``; ``out_t = φ(q_t)ᵀ S_t / φ(q_t) · z_t`` with the sums over
+    ``j ≤ t``. Returns ``(outputs (..., T, dv), state (..., d, dv), normaliser (..., d))``, the
+    state and normaliser after the last token; every chunk size gives the same numbers."""
+    return _chunked(query, keys, values, chunk_size)
+
+
+def _chunked(query, keys, values, chunk_size, mask_within=True, state_first=False,
+             within_chunk=True):
+    """The reference, and with one switch flipped, a wrong answer."""
     query_features, key_features = elu_plus_one(query), elu_plus_one(keys)
     values = np.asarray(values, dtype=np.float64)
     *leading, length, depth = np.shape(query)
     state = np.zeros((*leading, depth, values.shape[-1]))
     normaliser = np.zeros((*leading, depth))
     outputs = np.zeros((*leading, length, values.shape[-1]))
-    for t in range(length):
-        state = state + key_features[..., t, :, None] * values[..., t, None, :]
-        normaliser = normaliser + key_features[..., t, :]
-        numerator = np.einsum("...d,...dv->...v", query_features[..., t, :], state)
-        denominator = np.sum(query_features[..., t, :] * normaliser, axis=-1, keepdims=True)
-        outputs[..., t, :] = numerator / denominator
+    for start in range(0, length, chunk_size):
+        chunk = slice(start, min(start + chunk_size, length))
+        chunk_queries, chunk_keys = query_features[..., chunk, :], key_features[..., chunk, :]
+        chunk_values = values[..., chunk, :]
+        if state_first:
+            state = state + np.swapaxes(chunk_keys, -1, -2) @ chunk_values
+            normaliser = normaliser + chunk_keys.sum(axis=-2)
+        within = chunk_queries @ np.swapaxes(chunk_keys, -1, -2)  # (..., c, c)
+        if mask_within:
+            within = within * np.tril(np.ones(within.shape[-2:]))
+        if not within_chunk:
+            within = np.zeros_like(within)
+        numerator = chunk_queries @ state + within @ chunk_values
+        denominator = chunk_queries @ normaliser[..., None] + within.sum(axis=-1, keepdims=True)
+        outputs[..., chunk, :] = numerator / denominator
+        if not state_first:
+            state = state + np.swapaxes(chunk_keys, -1, -2) @ chunk_values
+            normaliser = normaliser + chunk_keys.sum(axis=-2)
     return outputs, state, normaliser
 
 
@@ -105,7 +125,7 @@ def _mask_variant(dilated=True, reach_times_dilation=True, strict=False, global_
 
 def _linear_variant(feature_map=elu_plus_one, causal=True, state_before_output=False,
                     normalise=True, map_values=False, raw_normaliser=False):
-    def wrong(query, keys, values):
+    def wrong(query, keys, values, chunk_size):  # the same at every chunk size
         query_features, key_features = feature_map(query), feature_map(keys)
         values = feature_map(values) if map_values else np.asarray(values, dtype=np.float64)
         normalised_keys = np.asarray(keys, dtype=np.float64) if raw_normaliser else key_features
@@ -185,13 +205,15 @@ def mask_cases(rng):
 def linear_cases(rng):
     """One sequence and batches with one and two leading axes; depth ≠ value depth (so a
     transposed state has another shape); inputs of spread 1.5, so that both branches of
-    elu(x) + 1 are used."""
+    elu(x) + 1 are used; chunks of one token, chunks that do not divide the length, and one
+    chunk longer than the sequence."""
     cases = []
-    for leading, length, depth, value_depth in (((), 7, 3, 4), ((2,), 9, 4, 2),
-                                                ((2, 3), 5, 2, 3)):
+    for leading, length, depth, value_depth, chunk_size in (
+            ((), 7, 3, 4, 3), ((2,), 9, 4, 2, 1), ((2, 3), 5, 2, 3, 2), ((2,), 6, 3, 2, 8)):
         cases.append({"query": rng.normal(scale=1.5, size=(*leading, length, depth)),
                       "keys": rng.normal(scale=1.5, size=(*leading, length, depth)),
-                      "values": rng.normal(size=(*leading, length, value_depth))})
+                      "values": rng.normal(size=(*leading, length, value_depth)),
+                      "chunk_size": int(chunk_size)})
     return cases
 
 
@@ -330,9 +352,20 @@ CAUSAL_LINEAR_ATTENTION = Exercise(
         Mistake(_linear_variant(raw_normaliser=True),
                 "Your normaliser sums the raw keys instead of their features φ(k). Hint: z_t "
                 "must be the sum of the same vectors that the state uses."),
+        Mistake(lambda q, k, v, c: _chunked(q, k, v, c, mask_within=False),
+                "Inside a chunk, your positions read the later positions of the same chunk. "
+                "Hint: the products within a chunk need the causal mask too (j ≤ t)."),
+        Mistake(lambda q, k, v, c: _chunked(q, k, v, c, state_first=True),
+                "You add the chunk to the state before reading it, so the chunk is counted "
+                "twice (once through the state, once inside the chunk). Hint: read the state of "
+                "the earlier chunks first, then add this one."),
+        Mistake(lambda q, k, v, c: _chunked(q, k, v, c, within_chunk=False),
+                "Your positions read only the earlier chunks, through the state, and leave out "
+                "their own chunk. Hint: add the masked products within the chunk to both the "
+                "numerator and the denominator."),
     ),
     properties=(_first_output_is_the_first_value,),
-    shape_hints={"outputs": "(..., T, dv)", "state": "(..., d, dv), whatever T is",
+    shape_hints={"outputs": "(..., T, dv)", "state": "(..., d, dv), whatever T and the chunks",
                  "normaliser": "(..., d)"},
     error_hint="the inputs may have any number of leading axes: index the positions with "
                "[..., t, :] and keep the last two axes for the products.",
