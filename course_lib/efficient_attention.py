@@ -257,10 +257,10 @@ def block_sparse_attention(query, keys, values, window, global_tokens=0, key_mas
     distance = query_positions - key_positions
     local_allowed = ((key_positions >= global_tokens) & (key_positions < length)
                      & (np.abs(distance) <= window))
+    global_allowed = np.ones((blocks, block_size, global_tokens), dtype=bool)  # (nb, b, g)
     if causal:
         local_allowed &= distance >= 0
-    global_allowed = np.arange(global_tokens)[None, None, :] <= (
-        query_positions if causal else padded)  # (nb, b, g)
+        global_allowed &= np.arange(global_tokens) <= query_positions
 
     def in_blocks(x):  # (..., n, f) -> (..., nb, b, f)
         padding = [[0, 0]] * len(ops.shape(x))
@@ -278,11 +278,11 @@ def block_sparse_attention(query, keys, values, window, global_tokens=0, key_mas
         ops.matmul(query_blocks, ops.swapaxes(local_keys, -1, -2)),
         ops.matmul(query_blocks, ops.swapaxes(global_keys, -1, -2))], axis=-1)
     allowed = ops.convert_to_tensor(np.concatenate(
-        [local_allowed, np.broadcast_to(global_allowed, (blocks, block_size, global_tokens))],
-        axis=-1))  # (nb, b, W + g)
+        [np.broadcast_to(local_allowed, (blocks, block_size, local_allowed.shape[-1])),
+         global_allowed], axis=-1))  # (nb, b, W + g)
     if key_mask is not None:
-        mask_blocks = in_blocks(ops.expand_dims(ops.broadcast_to(key_mask, (*leading, length)),
-                                                -1))  # (..., nb, b, 1), False on the padding
+        key_mask = ops.broadcast_to(key_mask, (*leading, length))
+        mask_blocks = in_blocks(ops.expand_dims(key_mask, -1))  # (..., nb, b, 1), padding False
         local_real = ops.concatenate([_shift_blocks(mask_blocks, o) for o in offsets], -2)
         global_real = ops.broadcast_to(  # (..., nb, 1, g)
             ops.reshape(key_mask[..., :global_tokens], (*leading, 1, 1, global_tokens)),

@@ -2,11 +2,13 @@
 attention, block-sparse attention and linear attention, with padding and causal masks, and what
 ``keras.ops.dot_product_attention(flash_attention=True)`` does here."""
 
+import json
 from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
+from keras import ops
 
 from course_lib.attention import scaled_dot_product_attention
 from course_lib.efficient_attention import (
@@ -112,6 +114,15 @@ def test_block_sparse_attention_equals_the_dense_masked_computation(window, glob
     np.testing.assert_allclose(to_numpy(output), expected, rtol=0, atol=ATOL)
 
 
+def test_block_sparse_attention_with_heads_and_one_padding_mask_for_all_of_them():
+    query, keys = random_tensor((2, 3, N, D), 1), random_tensor((2, 3, N, D), 2)
+    values = random_tensor((2, 3, N, DV), 3)
+    key_mask = KEY_MASK[:, None, :]  # (B, 1, n): the same padding for every head
+    expected = dense(query, keys, values, sliding_window_mask(N, 2, 1) & key_mask[..., None, :])
+    output = block_sparse_attention(query, keys, values, 2, 1, key_mask=key_mask, block_size=3)
+    np.testing.assert_allclose(to_numpy(output), expected, rtol=0, atol=ATOL)
+
+
 def test_block_sparse_attention_is_not_full_attention():
     query, keys, values = sequence(3)
     assert_differ(block_sparse_attention(query, keys, values, window=2, global_tokens=1),
@@ -184,3 +195,14 @@ def test_causal_linear_attention_does_not_read_the_future():
 def test_bad_input_names_what_was_wrong(call, message):
     with pytest.raises(ValueError, match=message):
         call(*sequence())
+
+
+def test_flash_attention_here_does_what_the_benchmark_recorded():
+    """The benchmark's JSON records, per backend, what asking Keras for flash attention did on
+    this kind of machine (a CPU); the same call now must do the same."""
+    recorded = json.loads(BENCHMARK.read_text(encoding="utf-8"))["flash_attention"]
+    query = np.random.default_rng(0).standard_normal((1, 16, 1, 8)).astype("float32")
+    with pytest.raises(Exception) as refused:  # noqa: B017 - which one is the backend's to say
+        ops.dot_product_attention(query, query, query, flash_attention=True)
+    line = f"flash_attention=True: {type(refused.value).__name__}: {refused.value}"
+    assert line in recorded[keras.backend.backend()]
