@@ -367,8 +367,8 @@ CAUSAL_LINEAR_ATTENTION = Exercise(
     properties=(_first_output_is_the_first_value,),
     shape_hints={"outputs": "(..., T, dv)", "state": "(..., d, dv), whatever T and the chunks",
                  "normaliser": "(..., d)"},
-    error_hint="the inputs may have any number of leading axes: index the positions with "
-               "[..., t, :] and keep the last two axes for the products.",
+    error_hint="the inputs may have any number of leading axes: take the positions (and the "
+               "chunks) along the second-to-last axis, and let the products act on the last two.",
     nan_hint="with φ(x) = elu(x) + 1 every feature is positive, so the denominator at position "
              "t is positive once token t is in the sums.",
     hint="work two positions by hand: after token 0 the output must be v_0; after token 1 a "
