@@ -197,6 +197,27 @@ def test_bad_input_names_what_was_wrong(call, message):
         call(*sequence())
 
 
+HALF_PRECISION_TOLERANCE = {"float16": 2e-2, "bfloat16": 1.5e-1}  # as for the layers' policies
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+@pytest.mark.parametrize("name", ["tiled", "block_sparse", "linear", "causal_linear"])
+def test_half_precision_inputs_give_half_precision_outputs(name, dtype):
+    """A layer under a mixed dtype policy calls these functions with float16 or bfloat16
+    tensors: the output keeps that type and the float32 numbers within its precision."""
+    calls = {"tiled": lambda q, k, v: tiled_attention(q, k, v, mask=KEY_MASK[:, None, :],
+                                                      causal=True, block_size=4),
+             "block_sparse": lambda q, k, v: block_sparse_attention(
+                 q, k, v, window=2, global_tokens=1, key_mask=KEY_MASK),
+             "linear": lambda q, k, v: linear_attention(q, k, v, key_mask=KEY_MASK),
+             "causal_linear": lambda q, k, v: causal_linear_attention(q, k, v, chunk_size=4)}
+    inputs = sequence()
+    half = calls[name](*(ops.cast(x, dtype) for x in inputs))
+    assert ops.dtype(half) == dtype
+    np.testing.assert_allclose(to_numpy(ops.cast(half, "float32")), to_numpy(calls[name](*inputs)),
+                               rtol=0, atol=HALF_PRECISION_TOLERANCE[dtype])
+
+
 def test_flash_attention_here_does_what_the_benchmark_recorded():
     """The benchmark's JSON records, per backend, what asking Keras for flash attention did on
     this kind of machine (a CPU); the same call now must do the same."""
