@@ -1,19 +1,28 @@
 """The grader, end to end: a batch of 30 submissions, some hostile, graded by the command line.
 
-The batch is the fixtures of ``tests/fixtures/submissions/`` plus copies of the ordinary ones, up
-to 30 students. It is graded twice; every test below reads the first run's grade sheet.
+The batch is the fixtures of ``tests/fixtures/submissions/`` and the attacks of
+``tests/fixtures/attacks/``, plus copies of the ordinary fixtures, up to 30 students. It is graded
+twice, in the sandbox (``--require-sandbox``), by a grader that runs from a copy of ``course_lib``
+(so a sandbox that failed open could only damage the copy); the tests below read the first run's
+grade sheet and what the runs left behind. Without a sandbox the grader is tested on a smaller
+batch, forced by ``COURSE_GRADER_SANDBOX=none``.
 """
 
 import csv
+import hashlib
 import io
 import os
 import shutil
+import socket
 import subprocess
 import sys
+import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
 import numpy as np
+import psutil
 import pytest
 
 from course_lib.checks import EXERCISES
@@ -24,14 +33,17 @@ from course_lib.grading.exchange import (
     load_outcomes,
     save_outcomes,
 )
+from course_lib.grading.installation import fingerprint
+from course_lib.grading.sandbox import BUBBLEWRAP, Sandbox, choose_sandbox
 from course_lib.grading.submissions import exercise_cells
 from tests.fixtures import make_submissions
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures" / "submissions"
+ATTACKS = ROOT / "tests" / "fixtures" / "attacks"
 EXERCISE_IDS = ["02.1", "02.2", "02.3", "02.4"]
 BATCH_SIZE = 30
-TIMEOUT_S = 25  # the infinite loop costs this much; every other fixture takes a few seconds
+TIMEOUT_S = 25  # the infinite loop costs this much; the others take seconds (the flood most)
 MEMORY_MB = 600  # a kernel and its worker use about 200 MB
 
 PASSED = (1, "passed (")
@@ -84,45 +96,164 @@ EXPECTED = {
         e02_3=(0, "Your scores are missing the 1/√d scaling"))),
 }
 
+
+def attacked(message):
+    """An attack that failed: it raised ``message`` in exercise 02.4's cell; 02.1-02.3 pass."""
+    return passing_except(e02_4=(0, f"(`# EXERCISE 02.4`) raised RuntimeError: {message}."))
+
+
+# Per attack, in the sandbox: the status, and per exercise the score and a piece of the reason.
+EXPECTED_ATTACKS = {
+    "overwrites_others": ("ok", attacked("no other student's notebook in sight")),
+    "edits_course_lib": ("ok", attacked("could not edit the installation: Read-only file system")),
+    "writes_grade_sheet": ("ok", attacked("no grade sheet in sight")),
+    "connects_out": ("ok", attacked("could not reach 127.0.0.1: Connection refused")),
+    "signals_grader": ("crashed", every(0, "no result came back: the grading process was killed "
+                                           "by SIGKILL before it wrote its report.")),
+    "detached_process": ("ok", every(*PASSED)),
+    "fork_storm": ("processes", every(0, "stopped for running more than 100 processes at once")),
+    "fills_tmp": ("memory", every(0, f"using more than {MEMORY_MB} MB of memory")),
+    "floods_stdout": ("ok", every(*PASSED)),
+}
+GRADED = {**EXPECTED, **EXPECTED_ATTACKS}
+
 # Copies that bring the batch to 30 students, cycling through fixtures that finish quickly.
 COPIED = ["full_marks", "not_started", "alternative_solution", "subtly_wrong"]
 COPIES = {f"student_{number:02d}": COPIED[number % len(COPIED)]
-          for number in range(BATCH_SIZE - len(EXPECTED))}
+          for number in range(BATCH_SIZE - len(GRADED))}
 
 
-def grade(folder: Path, sheet: Path) -> subprocess.CompletedProcess:
+def grade(folder: Path, sheet: Path, *options: str, python_path: Path = ROOT,
+          sandbox: str = BUBBLEWRAP) -> subprocess.CompletedProcess:
     environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONHASHSEED": "0",
-                   "PYTHONPATH": str(ROOT)}
+                   "PYTHONPATH": str(python_path), "COURSE_GRADER_SANDBOX": sandbox}
     return subprocess.run(
         [sys.executable, "-m", "course_lib.grading", str(folder), "--csv", str(sheet),
-         "--timeout", str(TIMEOUT_S), "--memory-mb", str(MEMORY_MB), "--jobs", "2"],
+         "--timeout", str(TIMEOUT_S), "--memory-mb", str(MEMORY_MB), "--jobs", "2", *options],
         capture_output=True, text=True, env=environment, timeout=600, check=False)
+
+
+def read_rows(sheet: Path) -> dict[str, dict[str, str]]:
+    return {row["student"]: row for row in csv.DictReader(io.StringIO(sheet.read_text()))}
+
+
+def file_hashes(folder: Path) -> dict[str, str]:
+    return {path.name: hashlib.sha256(path.read_bytes()).hexdigest()
+            for path in sorted(folder.iterdir())}
+
+
+class Listener:
+    """A TCP server on 127.0.0.1 that records whatever reaches it, until closed."""
+
+    def __init__(self):
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.server.settimeout(0.2)
+        self.port = self.server.getsockname()[1]
+        self.received: list[bytes] = []
+        self.open = True
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        while self.open:
+            try:
+                connection, _ = self.server.accept()
+            except TimeoutError:
+                continue
+            with connection:
+                connection.settimeout(2)
+                try:
+                    self.received.append(connection.recv(4096) or b"(connected)")
+                except OSError:
+                    self.received.append(b"(connected)")
+
+    def close(self):
+        self.open = False
+        self.thread.join()
+        self.server.close()
+
+
+def attackers_processes() -> list[psutil.Process]:
+    """Processes started by an attack (marked on their command line or in their environment)."""
+    found = []
+    for process in psutil.process_iter(["cmdline", "environ"]):
+        command_line = " ".join(process.info["cmdline"] or [])
+        environment = process.info["environ"] or {}
+        if make_submissions.MARKER in command_line or "COURSE_GRADER_ATTACK" in environment:
+            found.append(process)
+    return found
+
+
+@dataclass
+class Batch:
+    runs: list[subprocess.CompletedProcess]
+    sheets: list[Path]
+    notebooks_before: dict[str, str]
+    notebooks_after: dict[str, str]
+    installation_before: dict[str, str]
+    installation_after: dict[str, str]
+    received: list[bytes]
+    survivors: list[str]
+
+
+def copy_attack(name: str, folder: Path, sheets: Path, listener: Listener) -> None:
+    """An attack, with what it could not know written in: the class folder, the grade sheets'
+    folder and the listener's port."""
+    text = (ATTACKS / f"{name}.ipynb").read_text(encoding="utf-8")
+    port = f"LISTENER_PORT = {listener.port}"
+    for placeholder, value in ((make_submissions.CLASS_FOLDER, str(folder)),
+                               (make_submissions.SHEETS_FOLDER, str(sheets)),
+                               (make_submissions.LISTENER_PORT, port)):
+        text = text.replace(placeholder, value)
+    (folder / f"{name}.ipynb").write_text(text, encoding="utf-8")
 
 
 @pytest.fixture(scope="module")
 def batch(tmp_path_factory):
-    """Grade the batch twice; return both runs and both grade sheets."""
-    folder = tmp_path_factory.mktemp("class")
+    """Grade the batch twice in the sandbox, from a copy of course_lib; record what the attacks
+    could reach, and kill whatever of theirs survived."""
+    if not sys.platform.startswith("linux"):
+        pytest.skip("the grader's sandbox (bubblewrap) exists on Linux only")
+    folder, sheets = tmp_path_factory.mktemp("class"), tmp_path_factory.mktemp("sheets")
+    installation = tmp_path_factory.mktemp("installation")
+    shutil.copytree(ROOT / "course_lib", installation / "course_lib",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    listener = Listener()
     for name in EXPECTED:
         shutil.copyfile(FIXTURES / f"{name}.ipynb", folder / f"{name}.ipynb")
+    for name in EXPECTED_ATTACKS:
+        copy_attack(name, folder, sheets, listener)
     for student, original in COPIES.items():
         shutil.copyfile(FIXTURES / f"{original}.ipynb", folder / f"{student}.ipynb")
-    sheets = [folder.parent / f"grades_{run}.csv" for run in (1, 2)]
-    runs = [grade(folder, sheet) for sheet in sheets]
-    return runs, sheets
+    notebooks_before = file_hashes(folder)
+    installation_before = fingerprint(installation / "course_lib")
+    try:
+        runs = [grade(folder, sheets / f"grades_{run}.csv", "--require-sandbox",
+                      python_path=installation) for run in (1, 2)]
+    finally:
+        listener.close()
+        survivors = attackers_processes()
+        for process in survivors:
+            process.kill()
+    return Batch(runs, [sheets / f"grades_{run}.csv" for run in (1, 2)], notebooks_before,
+                 file_hashes(folder), installation_before,
+                 fingerprint(installation / "course_lib"), listener.received,
+                 [" ".join(process.info["cmdline"] or []) for process in survivors])
 
 
 @pytest.fixture(scope="module")
 def rows(batch):
-    runs, sheets = batch
-    assert runs[0].returncode == 0, runs[0].stderr
-    return {row["student"]: row for row in csv.DictReader(io.StringIO(sheets[0].read_text()))}
+    assert batch.runs[0].returncode == 0, batch.runs[0].stderr
+    return read_rows(batch.sheets[0])
 
 
 def test_committed_fixtures_are_what_the_script_makes():
-    made = make_submissions.build()
-    committed = {path.name: path.read_text(encoding="utf-8") for path in FIXTURES.glob("*.ipynb")}
-    assert committed == made, "run `python tests/fixtures/make_submissions.py`"
+    for folder, fixtures in ((FIXTURES, make_submissions.FIXTURES),
+                             (ATTACKS, make_submissions.ATTACK_FIXTURES)):
+        made = make_submissions.build(fixtures)
+        committed = {path.name: path.read_text(encoding="utf-8")
+                     for path in folder.glob("*.ipynb")}
+        assert committed == made, "run `python tests/fixtures/make_submissions.py`"
 
 
 def test_the_whole_batch_is_graded(rows):
@@ -130,9 +261,9 @@ def test_the_whole_batch_is_graded(rows):
     assert list(rows) == sorted(rows)
 
 
-@pytest.mark.parametrize("student", sorted(EXPECTED))
+@pytest.mark.parametrize("student", sorted(GRADED))
 def test_each_fixture_is_graded_as_it_should_be(rows, student):
-    status, exercises = EXPECTED[student]
+    status, exercises = GRADED[student]
     row = rows[student]
     assert row["status"] == status
     for exercise_id, (score, reason) in exercises.items():
@@ -149,8 +280,7 @@ def test_copies_get_the_grade_of_their_original(rows):
 
 
 def test_csv_columns_are_fixed(batch):
-    _, sheets = batch
-    header = sheets[0].read_text().splitlines()[0]
+    header = batch.sheets[0].read_text().splitlines()[0]
     expected = ["student", "status", "total", "max_total"]
     for exercise_id in EXERCISE_IDS:
         expected += [f"{exercise_id}_score", f"{exercise_id}_reason"]
@@ -158,17 +288,121 @@ def test_csv_columns_are_fixed(batch):
 
 
 def test_grading_twice_gives_identical_csv(batch):
-    runs, sheets = batch
-    assert runs[1].returncode == 0, runs[1].stderr
-    assert sheets[0].read_bytes() == sheets[1].read_bytes()
+    assert batch.runs[1].returncode == 0, batch.runs[1].stderr
+    assert batch.sheets[0].read_bytes() == batch.sheets[1].read_bytes()
 
 
 def test_summary_is_printed(batch):
-    runs, _ = batch
-    summary = runs[0].stdout
-    assert "30 submissions: 25 ok, 1 timeout, 1 memory, 2 crashed, 1 invalid_notebook" in summary
+    summary = batch.runs[0].stdout
+    assert ("30 submissions: 22 ok, 1 timeout, 2 memory, 1 processes, 3 crashed, "
+            "1 invalid_notebook") in summary
     assert any(line.startswith("full_marks") and line.endswith("4/4")
                for line in summary.splitlines())
+    assert "\nsandbox: bubblewrap\n" in summary
+
+
+def test_the_attacks_leave_the_class_notebooks_as_they_were(batch):
+    assert batch.notebooks_after == batch.notebooks_before
+
+
+def test_the_attacks_leave_the_installation_as_it_was(batch):
+    assert batch.installation_after == batch.installation_before
+    for run in batch.runs:
+        assert "course_lib: unchanged during grading" in run.stdout
+
+
+def test_no_attack_reaches_the_network(batch):
+    assert batch.received == []
+
+
+def test_nothing_of_the_attacks_is_left_running(batch):
+    assert batch.survivors == []
+
+
+def test_the_flood_of_output_never_reaches_the_graders_terminal(batch):
+    for run in batch.runs:
+        assert len(run.stdout) + len(run.stderr) < 100_000
+
+
+def test_without_a_sandbox_the_grader_warns_and_grades_from_what_it_read_first(tmp_path):
+    """Forced to run without a sandbox: a warning first and last, "sandbox: none" in the summary,
+    and an attack that overwrites and deletes the notebooks of the students graded after it
+    succeeds on disk, but changes none of their grades: every notebook was read before any
+    student's code ran."""
+    folder, sheet = tmp_path / "class", tmp_path / "grades.csv"
+    folder.mkdir()
+    victims = ["full_marks", "memory_bomb", "not_started", "os_exit"]
+    for name in victims:
+        shutil.copyfile(FIXTURES / f"{name}.ipynb", folder / f"victim_{name}.ipynb")
+    text = (ATTACKS / "overwrites_others.ipynb").read_text(encoding="utf-8")
+    (folder / "overwrites_others.ipynb").write_text(
+        text.replace(make_submissions.CLASS_FOLDER, str(folder)), encoding="utf-8")
+    result = grade(folder, sheet, sandbox="none")
+    assert result.returncode == 0, result.stderr
+    lines = result.stderr.splitlines()
+    warnings = [line for line in lines if line.startswith("WARNING: no sandbox")]
+    assert len(warnings) == 2 and lines[0] == lines[-1] == warnings[0]
+    assert "\nsandbox: none (COURSE_GRADER_SANDBOX=none is set)\n" in result.stdout
+    assert list(folder.iterdir()) == []  # its own notebook included
+    rows = read_rows(sheet)
+    assert rows["overwrites_others"]["total"] == "4"  # nothing stopped it
+    for name in victims:
+        status, exercises = EXPECTED[name]
+        assert rows[f"victim_{name}"]["status"] == status
+        for exercise_id, (score, reason) in exercises.items():
+            assert int(rows[f"victim_{name}"][f"{exercise_id}_score"]) == score
+            assert reason in rows[f"victim_{name}"][f"{exercise_id}_reason"]
+
+
+def test_require_sandbox_refuses_to_grade_without_one(tmp_path):
+    shutil.copyfile(FIXTURES / "full_marks.ipynb", tmp_path / "full_marks.ipynb")
+    result = grade(tmp_path, tmp_path / "grades.csv", "--require-sandbox", sandbox="none")
+    assert result.returncode == 2
+    assert "no sandbox (COURSE_GRADER_SANDBOX=none is set), and --require-sandbox" in result.stderr
+    assert not (tmp_path / "grades.csv").exists()
+
+
+def test_the_sandbox_hides_what_it_must_inside_what_it_reads(tmp_path):
+    """Inside a folder the sandbox reads: a hidden file and a hidden folder are not visible, a
+    readable folder inside the hidden one is; nothing read can be written; the scratch folder
+    can."""
+    if not sys.platform.startswith("linux"):
+        pytest.skip("the grader's sandbox (bubblewrap) exists on Linux only")
+    readable, scratch = tmp_path / "readable", tmp_path / "scratch"
+    (readable / "hidden" / "readable_again").mkdir(parents=True)
+    scratch.mkdir()
+    for path in (readable / "visible.txt", readable / "hidden.txt",
+                 readable / "hidden" / "secret.txt", readable / "hidden" / "readable_again" / "x"):
+        path.write_text("text")
+    sandbox = choose_sandbox([readable / "hidden.txt", readable / "hidden"], memory_mb=64)
+    assert sandbox.name == BUBBLEWRAP, sandbox.why_none
+    again = readable / "hidden" / "readable_again"
+    sandbox = Sandbox(BUBBLEWRAP, bwrap=sandbox.bwrap, memory_mb=64,
+                      readable=(*sandbox.readable, readable, again),
+                      hidden=(readable / "hidden.txt", readable / "hidden"))
+    probe = (
+        "import os, sys\n"
+        "def readable(path):\n"
+        "    try:\n"
+        "        return open(path).read() == 'text'\n"
+        "    except OSError:\n"
+        "        return False\n"
+        "def writable(path):\n"
+        "    try:\n"
+        "        open(path, 'a').close()\n"
+        "        return True\n"
+        "    except OSError:\n"
+        "        return False\n"
+        "r, s, t = sys.argv[1:]\n"
+        "print(readable(f'{r}/visible.txt'), readable(f'{r}/hidden.txt'),\n"
+        "      readable(f'{r}/hidden/secret.txt'), readable(f'{r}/hidden/readable_again/x'),\n"
+        "      writable(f'{r}/visible.txt'), writable(f'{s}/new.txt'), writable(t))\n")
+    private = Path("/tmp") / f"{tmp_path.name}-{os.getpid()}.txt"  # in the sandbox's own /tmp
+    process = sandbox.start([sys.executable, "-c", probe, str(readable), str(scratch),
+                             str(private)], scratch, scratch, dict(os.environ), subprocess.PIPE)
+    output, _ = process.communicate(timeout=60)
+    assert output.decode().split() == ["True", "False", "False", "True", "False", "True", "True"]
+    assert (scratch / "new.txt").exists() and not private.exists()
 
 
 def test_no_submission_is_a_usage_error(tmp_path):

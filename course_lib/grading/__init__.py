@@ -2,10 +2,13 @@
 
 How a submission is graded (one at a time per worker, ``--jobs`` in parallel):
 
-1. ``submissions.py`` reads the notebook (corrupt → ``invalid_notebook``) and finds each exercise
-   by its ``# EXERCISE NN.M`` marker or ``exercise-NN.M`` tag, wherever the cell was moved.
-2. ``runner.py`` copies the notebook alone into a fresh temporary folder and starts a worker
-   process there, watched for wall-clock time (→ ``timeout``) and resident memory (→ ``memory``).
+1. ``submissions.py`` reads every notebook into memory before any student's code runs (corrupt →
+   ``invalid_notebook``) and finds each exercise by its ``# EXERCISE NN.M`` marker or
+   ``exercise-NN.M`` tag, wherever the cell was moved. No student's file is read again.
+2. ``runner.py`` writes the notebook alone into a fresh scratch folder and starts a worker process
+   there, in the sandbox of ``sandbox.py`` (bubblewrap: everything read-only but that folder, a
+   private ``/tmp``, its own PID namespace, no network), watched for wall-clock time
+   (→ ``timeout``), memory (→ ``memory``) and the number of processes (→ ``processes``).
 3. ``worker.py`` runs every code cell in a fresh Jupyter kernel (a cell's error does not stop
    the next; a dead kernel → ``crashed``), then, for each exercise, writes the grader's inputs into
    a folder created only now and runs ``harness.py`` in the kernel, which calls the learner's
@@ -14,14 +17,17 @@ How a submission is graded (one at a time per worker, ``--jobs`` in parallel):
    diagnoses them against the reference on the inputs it kept, with the learners' self-check
    diagnosis (``course_lib.checks``): fail closed, an exercise scores only when its outputs came
    back and match. Outputs that came back before a timeout, memory stop or crash still count.
-5. ``report.py`` writes the CSV (sorted, fixed columns) and prints a summary.
+5. ``report.py`` writes the CSV (sorted, fixed columns; written whole, then renamed into place)
+   and prints a summary; ``installation.py`` checks that ``course_lib`` is the same after the
+   batch as before.
 
 What it defends against: anything a notebook does inside its own kernel (monkey-patching NumPy,
 the checks or the harness, forging result files, exiting, hanging, exhausting memory) changes at
-most the outputs its own functions return, which are judged on inputs the notebook never saw.
-What it does not: code running as the same operating-system user can signal or read other
-processes; for untrusted classes, run the grader in a container or as a separate user. And the
-references in ``course_lib.checks`` are readable by any learner who has the library.
+most the outputs its own functions return, which are judged on inputs the notebook never saw;
+and, in the sandbox, nothing it does outside its kernel reaches the other students, the grader,
+the installation or the network. Without bubblewrap the grader still grades, after a warning;
+student code then runs as the instructor. The references in ``course_lib.checks`` are readable by
+any learner who has the library.
 """
 
 import sys

@@ -1,7 +1,8 @@
 """``python -m course_lib.grading SUBMISSIONS... --csv grades.csv``: grade a class.
 
 Exit status: 0 when every submission was graded (whatever the students scored), 1 when the
-grader itself failed on some submission (no kernel could be started), 2 for a usage error.
+grader itself failed on some submission (no kernel could be started), 2 for a usage error (or no
+sandbox under ``--require-sandbox``), 3 when ``course_lib`` changed while the batch was graded.
 """
 
 from __future__ import annotations
@@ -13,15 +14,18 @@ from pathlib import Path
 
 from course_lib.checks import EXERCISES
 from course_lib.checks.core import Exercise
+from course_lib.grading.installation import changes, fingerprint, package_folder
 from course_lib.grading.report import summary, write_csv
 from course_lib.grading.runner import Job, Limits, Run, run_all
+from course_lib.grading.sandbox import INSTALL_HINT, Sandbox, choose_sandbox
 from course_lib.grading.scoring import Grade, Grader
 from course_lib.grading.submissions import (
     InvalidNotebookError,
     Submission,
     find_submissions,
     lessons_of,
-    read_notebook,
+    parse_notebook,
+    read_submission,
 )
 
 DEFAULT_SEED = 0
@@ -45,16 +49,21 @@ def parse_arguments(argv: list[str] | None) -> tuple[argparse.ArgumentParser, ar
                         help="wall-clock seconds per submission (default: %(default)s)")
     parser.add_argument("--memory-mb", type=int, default=Limits.memory_mb,
                         help="resident memory per submission, in MB (default: %(default)s)")
+    parser.add_argument("--max-processes", type=int, default=Limits.max_processes,
+                        help="processes per submission at once (default: %(default)s)")
     parser.add_argument("--jobs", type=int, default=2,
                         help="submissions graded in parallel (default: %(default)s)")
+    parser.add_argument("--require-sandbox", action="store_true",
+                        help="refuse to grade when no sandbox (bubblewrap) can be had, instead "
+                             "of grading without one after a warning")
     parser.add_argument("--lesson", action="append", default=None, type=_lesson_number,
                         help="grade this lesson's exercises (e.g. 02; repeatable); default: the "
                              "lessons whose exercise markers appear in the submissions")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED,
                         help="seed of the grading inputs (default: %(default)s)")
     arguments = parser.parse_args(argv)
-    if arguments.timeout <= 0 or arguments.memory_mb <= 0 or arguments.jobs <= 0:
-        parser.error("--timeout, --memory-mb and --jobs must be positive")
+    if min(arguments.timeout, arguments.memory_mb, arguments.max_processes, arguments.jobs) <= 0:
+        parser.error("--timeout, --memory-mb, --max-processes and --jobs must be positive")
     if arguments.seed < 0:
         parser.error("--seed must be zero or positive")
     return parser, arguments
@@ -79,6 +88,20 @@ def _check_names(parser: argparse.ArgumentParser, submissions: list[Submission])
         seen[submission.student] = submission.path
 
 
+def _no_sandbox_warning(sandbox: Sandbox) -> str:
+    return (f"WARNING: no sandbox ({sandbox.why_none}). Each student's code runs as you, with your "
+            f"files, processes and network in reach: it could change other students' grades or "
+            f"your files. To sandbox each submission, {INSTALL_HINT}; --require-sandbox refuses "
+            f"to grade without one.")
+
+
+def _changed_installation_warning(folder: Path, changed: list[str]) -> str:
+    return (f"WARNING: course_lib CHANGED while this batch was graded ({folder}): "
+            f"{'; '.join(changed)}. A student's code may have edited it; the grades of the "
+            f"submissions graded after the change are suspect, and so is every later run. "
+            f"Restore the files (git checkout, or reinstall) and grade again.")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser, arguments = parse_arguments(argv)
     if not arguments.csv.resolve().parent.is_dir():
@@ -91,10 +114,25 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("no .ipynb submissions found")
     _check_names(parser, submissions)
 
-    notebooks, invalid = {}, {}
+    private = [*arguments.submissions, *(s.path for s in submissions),
+               *(s.path.parent for s in submissions), arguments.csv]
+    try:
+        sandbox = choose_sandbox(private, arguments.memory_mb)
+    except ValueError as error:
+        parser.error(str(error))
+    if not sandbox.isolated:
+        if arguments.require_sandbox:
+            parser.error(f"no sandbox ({sandbox.why_none}), and --require-sandbox is given: "
+                         f"{INSTALL_HINT}")
+        print(_no_sandbox_warning(sandbox), file=sys.stderr, flush=True)
+
+    # Every submission is read here, once, before any student's code runs: what a student's code
+    # does to the files later changes nothing.
+    texts, notebooks, invalid = {}, {}, {}
     for submission in submissions:
         try:
-            notebooks[submission.student] = read_notebook(submission.path)
+            texts[submission.student] = read_submission(submission.path)
+            notebooks[submission.student] = parse_notebook(texts[submission.student])
         except InvalidNotebookError as error:
             invalid[submission.student] = str(error)
     lessons = set(arguments.lesson or []) or set().union(*map(lessons_of, notebooks.values()))
@@ -102,11 +140,11 @@ def main(argv: list[str] | None = None) -> int:
     if not exercises:
         parser.error("no exercise of a known lesson found in the submissions; pass --lesson NN")
 
-    limits = Limits(arguments.timeout, arguments.memory_mb)
+    limits = Limits(arguments.timeout, arguments.memory_mb, arguments.max_processes)
     grader = Grader(exercises, arguments.seed, limits)
     grades: list[Grade] = [grader.invalid(submission, invalid[submission.student])
                            for submission in submissions if submission.student in invalid]
-    jobs = [grader.job_for(submission, notebooks[submission.student])
+    jobs = [grader.job_for(submission, texts[submission.student], notebooks[submission.student])
             for submission in submissions if submission.student in notebooks]
     grader_errors: list[str] = []
     started = time.monotonic()
@@ -119,13 +157,24 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[{len(grades)}/{len(submissions)}] {grade.student}: {grade.status}, "
               f"{grade.total}/{grader.max_total}", file=sys.stderr, flush=True)
 
-    run_all(jobs, limits, arguments.jobs, on_finished)
+    installation = package_folder()
+    before = fingerprint(installation)
+    run_all(jobs, limits, arguments.jobs, sandbox, on_finished)
+    changed = changes(before, fingerprint(installation))
     exercise_ids = [exercise.exercise_id for exercise in exercises]
     write_csv(arguments.csv, grades, exercise_ids, grader.max_total)
-    print(summary(grades, exercise_ids, grader.max_total))
+    print(summary(grades, exercise_ids, grader.max_total,
+                  sandbox.name if sandbox.isolated else f"none ({sandbox.why_none})"))
+    print(f"course_lib: {'CHANGED' if changed else 'unchanged'} during grading "
+          f"({len(before)} files checked).")
     print(f"Graded in {time.monotonic() - started:.0f} s; scores and reasons per exercise in "
           f"{arguments.csv}.")
     for error in grader_errors:
         print(f"grader error (not the student's fault), regrade this one: {error}",
               file=sys.stderr)
+    if not sandbox.isolated:
+        print(_no_sandbox_warning(sandbox), file=sys.stderr)
+    if changed:
+        print(_changed_installation_warning(installation, changed), file=sys.stderr)
+        return 3
     return 1 if grader_errors else 0

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import os
+import tempfile
 from collections import Counter
 from pathlib import Path
 
@@ -18,8 +20,14 @@ def csv_header(exercise_ids: list[str]) -> list[str]:
 
 def write_csv(path: Path, grades: list[Grade], exercise_ids: list[str], max_total: int) -> None:
     """One row per student, sorted by name, in a fixed column order: the same grades always
-    give the same bytes."""
-    with open(path, "w", newline="", encoding="utf-8") as file:
+    give the same bytes. Written to a new file next to ``path``, then renamed over it: whoever
+    reads ``path`` finds the previous sheet or the whole new one, never half of one."""
+    descriptor, partial = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial",
+                                           dir=path.resolve().parent)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.fchmod(descriptor, 0o666 & ~umask)  # as ``open(path, "w")`` would have made it
+    with open(descriptor, "w", newline="", encoding="utf-8") as file:
         writer = csv.writer(file, lineterminator="\n")
         writer.writerow(csv_header(exercise_ids))
         for grade in sorted(grades, key=lambda grade: grade.student):
@@ -27,10 +35,12 @@ def write_csv(path: Path, grades: list[Grade], exercise_ids: list[str], max_tota
             for exercise_id in exercise_ids:
                 row += [grade.exercises[exercise_id].score, grade.exercises[exercise_id].reason]
             writer.writerow(row)
+    os.replace(partial, path)
 
 
-def summary(grades: list[Grade], exercise_ids: list[str], max_total: int) -> str:
-    """A table of scores per student and exercise, how many passed each, and the statuses."""
+def summary(grades: list[Grade], exercise_ids: list[str], max_total: int, sandbox: str) -> str:
+    """A table of scores per student and exercise, how many passed each, the statuses, and the
+    sandbox the submissions ran in (``bubblewrap`` or ``none``)."""
     name_width = max([len("student"), len("passed by"), *(len(g.student) for g in grades)])
     status_width = max(len(status) for status in STATUSES)
     score_width = max(len(exercise_id) for exercise_id in exercise_ids)
@@ -53,4 +63,5 @@ def summary(grades: list[Grade], exercise_ids: list[str], max_total: int) -> str
     statuses = ", ".join(f"{counts[status]} {status}" for status in STATUSES)
     mean = sum(grade.total for grade in grades) / len(grades) if grades else 0.0
     lines.append(f"\n{len(grades)} submissions: {statuses}; mean total {mean:.2f}/{max_total}.")
+    lines.append(f"sandbox: {sandbox}")
     return "\n".join(lines)

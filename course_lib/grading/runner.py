@@ -1,14 +1,20 @@
-"""Running submissions: one worker process per submission, watched, limited, and cleaned up.
+"""Running submissions: one worker process per submission, sandboxed, watched, limited, cleaned up.
 
-Each submission gets a temporary folder holding only a copy of its notebook, and a worker
-(``worker.py``) in a new session, whose kernel starts its own session too. This process watches
-the whole process tree: past the wall-clock limit, or past the memory limit (the resident memory
-of the worker, the kernel and everything they started), every process in the tree is killed.
-``RLIMIT_AS`` is not used: TensorFlow reserves far more virtual memory than it uses, so an
-address-space limit would break later lessons' kernels.
+Each submission gets a scratch folder (inside one folder per batch) holding only its notebook,
+written from the copy the grader read before any student code ran, and a worker (``worker.py``)
+in a new session, in the sandbox of ``sandbox.py`` when there is one. This process watches the
+whole process tree, which it sees from outside the sandbox's PID namespace: past the wall-clock
+limit, the memory limit (the resident memory of the worker, the kernel and everything they
+started, plus the files in the sandbox's private in-memory folders) or the process limit, every
+process in the tree is killed. In a sandbox, killing its first process ends its PID namespace,
+so the kernel kills whatever else runs inside, even what was started between two looks.
 
-When a submission ends, any process still carrying its token in its environment (say, a
-background process the learner's code started) is killed as well, so nothing outlives its row.
+Why not ``setrlimit``: ``RLIMIT_AS`` would break TensorFlow, which reserves far more virtual memory
+than it uses, and ``RLIMIT_NPROC`` counts every process of the user, machine-wide, and does not
+apply to root at all, which is who runs the grader in a container or in CI.
+
+When a submission ends, any process still carrying its token in its environment is killed as
+well: without a sandbox, that is how a background process the learner's code started is found.
 """
 
 from __future__ import annotations
@@ -17,20 +23,22 @@ import json
 import os
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import psutil
 
-import course_lib
+from course_lib.grading.sandbox import Sandbox, repository
 from course_lib.grading.submissions import Submission
 
 POLL_INTERVAL_S = 0.05
+KILL_ROUNDS = 10
 TOKEN_VARIABLE = "COURSE_GRADER_TOKEN"
 
 
@@ -40,15 +48,18 @@ class Limits:
 
     timeout_s: float = 120.0
     memory_mb: int = 2048
+    max_processes: int = 100
 
 
 @dataclass(frozen=True)
 class Job:
-    """What the worker needs to grade one submission: the exercises to call (for each: ``cells``,
-    its cells in the notebook; ``candidates``, the function names to look for; ``defined``, the
-    functions its cell defines) and the seed of the inputs."""
+    """What the worker needs to grade one submission: the notebook's text (as read before any
+    student code ran), the exercises to call (for each: ``cells``, its cells in the notebook;
+    ``candidates``, the function names to look for; ``defined``, the functions its cell defines)
+    and the seed of the inputs."""
 
     submission: Submission
+    notebook_text: str
     exercises: dict[str, dict]
     seed: int
 
@@ -57,9 +68,10 @@ class Job:
 class Run:
     """How running one submission ended.
 
-    ``status`` is ``ok``, ``timeout``, ``memory`` or ``crashed``; ``report`` is the worker's
-    report (empty when none came back); ``exchange_dir`` holds whatever outputs came back;
-    ``grader_error`` is set when the failure was the grader's (no kernel could be started).
+    ``status`` is ``ok``, ``timeout``, ``memory``, ``processes`` or ``crashed``; ``report`` is
+    the worker's report (empty when none came back); ``exchange_dir`` holds whatever outputs
+    came back; ``grader_error`` is set when the failure was the grader's (no kernel could be
+    started).
     """
 
     status: str
@@ -70,18 +82,21 @@ class Run:
 
 
 def kernel_environment(root: Path, token: str) -> dict[str, str]:
-    """The environment of the worker and the kernel: design §6's variables, this repository on
-    ``PYTHONPATH`` (so the kernel imports the grader's ``course_lib``), one BLAS thread (so two
-    parallel submissions share two cores fairly and sums are reproducible), and private IPython
-    and Jupyter folders (so the instructor's own profile and startup files play no part)."""
+    """The environment of the worker and the kernel: quiet TensorFlow logs
+    (``TF_CPP_MIN_LOG_LEVEL=3``) and stable hashing (``PYTHONHASHSEED=0``), as for the lessons;
+    this repository on ``PYTHONPATH`` (so the kernel imports the grader's ``course_lib``); one
+    BLAS thread (so two parallel submissions share two cores fairly and sums are reproducible);
+    an empty home and private IPython and Jupyter folders (so the instructor's own profile,
+    startup files and kernels play no part); and no ``.pyc`` files written, so that the
+    grader's check of ``course_lib`` sees only changes someone meant to make."""
     environment = dict(os.environ)
-    repository = str(Path(course_lib.__file__).resolve().parent.parent)
     environment.update({
         "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONHASHSEED": "0", "MPLBACKEND": "Agg",
         "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
-        "IPYTHONDIR": str(root / "ipython"), "JUPYTER_RUNTIME_DIR": str(root / "runtime"),
-        "MPLCONFIGDIR": str(root / "matplotlib"), TOKEN_VARIABLE: token,
-        "PYTHONPATH": os.pathsep.join(filter(None, [repository,
+        "HOME": str(root / "home"), "IPYTHONDIR": str(root / "ipython"),
+        "JUPYTER_RUNTIME_DIR": str(root / "runtime"), "MPLCONFIGDIR": str(root / "matplotlib"),
+        "PYTHONDONTWRITEBYTECODE": "1", TOKEN_VARIABLE: token,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(repository()),
                                                     environment.get("PYTHONPATH", "")])),
     })
     return environment
@@ -90,10 +105,11 @@ def kernel_environment(root: Path, token: str) -> dict[str, str]:
 class RunningSubmission:
     """One submission's worker, from start to cleanup."""
 
-    def __init__(self, job: Job, limits: Limits):
+    def __init__(self, job: Job, limits: Limits, sandbox: Sandbox, batch_folder: Path):
         self.job = job
         self.limits = limits
-        self.root = Path(tempfile.mkdtemp(prefix="course-grader-"))
+        self.sandbox = sandbox
+        self.root = Path(tempfile.mkdtemp(prefix="submission-", dir=batch_folder))
         self.token = secrets.token_hex(16)
         self.nonce = secrets.token_hex(16)
         # Random names, given to the worker on its stdin only: the learner's code cannot read
@@ -106,19 +122,18 @@ class RunningSubmission:
 
     def start(self) -> None:
         work = self.root / "work"
-        work.mkdir()
-        (self.root / "sockets").mkdir()
+        for folder in (work, self.root / "sockets", self.root / "home"):
+            folder.mkdir()
         notebook = work / "submission.ipynb"
-        shutil.copyfile(self.job.submission.path, notebook)
+        notebook.write_text(self.job.notebook_text, encoding="utf-8")
         job = {"notebook": str(notebook), "exchange_dir": str(self.exchange_dir),
                "kernel_sockets": str(self.root / "sockets" / "kernel"),
                "report": str(self.report_path), "nonce": self.nonce, "seed": self.job.seed,
                "exercises": self.job.exercises}
         with open(self.root / "worker.log", "wb") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "course_lib.grading.worker"], stdin=subprocess.PIPE,
-                stdout=log, stderr=subprocess.STDOUT, cwd=work,
-                env=kernel_environment(self.root, self.token), start_new_session=True)
+            self.process = self.sandbox.start(
+                [sys.executable, "-m", "course_lib.grading.worker"], self.root, work,
+                kernel_environment(self.root, self.token), log)
         self.started = time.monotonic()
         self.process.stdin.write(json.dumps(job).encode())
         self.process.stdin.close()
@@ -131,9 +146,13 @@ class RunningSubmission:
         if time.monotonic() - self.started > self.limits.timeout_s:
             self._kill_everything()
             return Run("timeout", self._report(), self.exchange_dir)
-        if self._resident_bytes() > self.limits.memory_mb * 2**20:
+        tree = self._tree()
+        if self._memory_bytes(tree) > self.limits.memory_mb * 2**20:
             self._kill_everything()
             return Run("memory", self._report(), self.exchange_dir)
+        if len(tree) > self.limits.max_processes:
+            self._kill_everything()
+            return Run("processes", self._report(), self.exchange_dir)
         return None
 
     def close(self) -> None:
@@ -152,9 +171,10 @@ class RunningSubmission:
             self.seen.setdefault(process.pid, process)
         return tree
 
-    def _resident_bytes(self) -> int:
-        total = 0
-        for process in self._tree():
+    def _memory_bytes(self, tree: list[psutil.Process]) -> int:
+        """Resident memory of the tree, plus the files in the sandbox's in-memory folders."""
+        total = self.sandbox.private_memory_bytes(tree)
+        for process in tree:
             try:
                 total += process.memory_info().rss
             except psutil.Error:
@@ -170,14 +190,20 @@ class RunningSubmission:
         return found
 
     def _kill_everything(self) -> None:
-        victims = {process.pid: process
-                   for process in [*self._tree(), *self.seen.values(), *self._carrying_token()]}
-        for process in victims.values():
-            try:
-                process.kill()  # psutil checks that the pid was not reused meanwhile
-            except psutil.Error:
-                pass  # already gone
-        psutil.wait_procs(list(victims.values()), timeout=5)
+        """Kill the tree, everything it was seen to hold, and what carries the token; again, as
+        long as the tree still holds processes started meanwhile (a fork storm)."""
+        victims = {process.pid: process for process in [*self._tree(), *self.seen.values(),
+                                                         *self._carrying_token()]}
+        for _ in range(KILL_ROUNDS):
+            for process in victims.values():
+                try:
+                    process.kill()  # psutil checks that the pid was not reused meanwhile
+                except psutil.Error:
+                    pass  # already gone
+            psutil.wait_procs(list(victims.values()), timeout=5)
+            victims = {process.pid: process for process in self._tree()}
+            if not victims:
+                break
         self.process.wait()
 
     def _report(self) -> dict:
@@ -188,12 +214,21 @@ class RunningSubmission:
             return {}
         return report if isinstance(report, dict) and report.get("nonce") == self.nonce else {}
 
+    def _ending(self) -> str:
+        """``was killed by SIGKILL`` or ``ended with exit status 1``. bubblewrap reports its
+        command's death by signal N as exit status 128 + N."""
+        status = self.process.returncode
+        number = -status if status < 0 else status - 128 if self.sandbox.isolated else 0
+        try:
+            return f"was killed by {signal.Signals(number).name}"
+        except ValueError:
+            return f"ended with exit status {status}"
+
     def _run_from_report(self) -> Run:
         report = self._report()
         if not report:
             return Run("crashed", report, self.exchange_dir,
-                       detail=f"the grading process ended without a report "
-                              f"(exit status {self.process.returncode})")
+                       detail=f"the grading process {self._ending()} before it wrote its report")
         if not report.get("kernel_started"):
             return Run("crashed", report, self.exchange_dir,
                        grader_error=str(report.get("worker_error") or "no kernel started"))
@@ -206,15 +241,19 @@ class RunningSubmission:
         return Run("ok", report, self.exchange_dir)
 
 
-def run_all(jobs: list[Job], limits: Limits, parallel: int,
+def run_all(jobs: list[Job], limits: Limits, parallel: int, sandbox: Sandbox,
             on_finished: Callable[[Job, Run], None]) -> None:
-    """Run every job, ``parallel`` at a time; ``on_finished`` reads each run's outputs before
-    its folder is deleted. Whatever happens (Ctrl-C included), no worker is left running."""
+    """Run every job, ``parallel`` at a time, in ``sandbox``; ``on_finished`` reads each run's
+    outputs before its folder is deleted. Whatever happens (Ctrl-C included), no worker is left
+    running."""
     pending, running = list(jobs), []
+    batch_folder = Path(tempfile.mkdtemp(prefix="course-grader-"))
+    # Each sandbox writes its own scratch folder and sees none of the others'.
+    sandbox = replace(sandbox, hidden=(*sandbox.hidden, batch_folder))
     try:
         while pending or running:
             while pending and len(running) < parallel:
-                submission = RunningSubmission(pending.pop(0), limits)
+                submission = RunningSubmission(pending.pop(0), limits, sandbox, batch_folder)
                 running.append(submission)
                 submission.start()
             for submission in list(running):
@@ -227,3 +266,4 @@ def run_all(jobs: list[Job], limits: Limits, parallel: int,
     finally:
         for submission in running:
             submission.close()
+        shutil.rmtree(batch_folder, ignore_errors=True)

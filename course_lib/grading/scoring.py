@@ -20,7 +20,7 @@ from course_lib.grading.submissions import (
     functions_defined,
 )
 
-STATUSES = ("ok", "timeout", "memory", "crashed", "invalid_notebook")
+STATUSES = ("ok", "timeout", "memory", "processes", "crashed", "invalid_notebook")
 
 
 @dataclass(frozen=True)
@@ -59,9 +59,10 @@ class Grader:
     def max_total(self) -> int:
         return sum(exercise.points for exercise in self.exercises.values())
 
-    def job_for(self, submission: Submission, notebook) -> Job:
-        """Locate each exercise in the notebook: its cells and the function names to call (for
-        the worker), and the functions its cell defines (for the reasons)."""
+    def job_for(self, submission: Submission, notebook_text: str, notebook) -> Job:
+        """Locate each exercise in the notebook (``notebook_text``, parsed): its cells and the
+        function names to call (for the worker), and the functions its cell defines (for the
+        reasons)."""
         cells = exercise_cells(notebook)
         located = {}
         for exercise_id, exercise in self.exercises.items():
@@ -69,7 +70,7 @@ class Grader:
             located[exercise_id] = {"cells": cells.get(exercise_id, []),
                                     "candidates": candidate_names(exercise, defined),
                                     "defined": defined}
-        return Job(submission, located, self.seed)
+        return Job(submission, notebook_text, located, self.seed)
 
     def invalid(self, submission: Submission, error: str) -> Grade:
         reason = f"invalid notebook: {error}"
@@ -109,6 +110,9 @@ class Grader:
         elif run.status == "memory":
             why = (f"the notebook was stopped for using more than {self.limits.memory_mb} MB "
                    f"of memory")
+        elif run.status == "processes":
+            why = (f"the notebook was stopped for running more than "
+                   f"{self.limits.max_processes} processes at once")
         elif run.status == "crashed":
             why = run.detail or f"the grader failed ({run.grader_error})"
         else:

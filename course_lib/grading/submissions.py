@@ -48,23 +48,34 @@ def find_submissions(paths: list[Path]) -> list[Submission]:
     return sorted((Submission(file.stem, file) for file in files), key=lambda s: s.student)
 
 
-def read_notebook(path: Path) -> nbformat.NotebookNode:
-    """The notebook at ``path``, converted to format 4 and validated.
+def read_submission(path: Path) -> str:
+    """The text of the notebook at ``path``. The grader reads each file once, before any
+    student's code runs, and works from this copy only.
 
     Raises:
-        InvalidNotebookError: with one line saying what is wrong with the file.
+        InvalidNotebookError: the file is too large or is not UTF-8 text.
     """
+    with open(path, "rb") as file:
+        data = file.read(MAX_NOTEBOOK_BYTES + 1)
+    if len(data) > MAX_NOTEBOOK_BYTES:
+        raise InvalidNotebookError(f"larger than {MAX_NOTEBOOK_BYTES // 2**20} MB")
     try:
-        if path.stat().st_size > MAX_NOTEBOOK_BYTES:
-            raise InvalidNotebookError(f"larger than {MAX_NOTEBOOK_BYTES // 2**20} MB")
-        notebook = nbformat.reads(path.read_text(encoding="utf-8"), as_version=4)
-        nbformat.validate(notebook)
-    except InvalidNotebookError:
-        raise
-    except NotJSONError as error:
-        raise InvalidNotebookError("the file is not JSON (truncated or not a notebook?)") from error
+        return data.decode("utf-8")
     except UnicodeDecodeError as error:
         raise InvalidNotebookError("the file is not UTF-8 text") from error
+
+
+def parse_notebook(text: str) -> nbformat.NotebookNode:
+    """The notebook in ``text``, converted to format 4 and validated.
+
+    Raises:
+        InvalidNotebookError: with one line saying what is wrong with the notebook.
+    """
+    try:
+        notebook = nbformat.reads(text, as_version=4)
+        nbformat.validate(notebook)
+    except NotJSONError as error:
+        raise InvalidNotebookError("the file is not JSON (truncated or not a notebook?)") from error
     except Exception as error:  # whatever is wrong, the notebook cannot be run
         raise InvalidNotebookError(one_line(f"{type(error).__name__}: {error}")) from error
     return notebook

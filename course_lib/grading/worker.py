@@ -5,6 +5,8 @@ temporary folder.
 
 1. Every code cell of the learner's notebook runs, in the learner's order, and an error in one
    cell does not stop the next (as nbgrader does), so one broken exercise costs one exercise.
+   Of what the cells display, only errors are kept: a notebook that prints hundreds of
+   megabytes costs the time to send them, not the worker's memory.
 2. Only then is the exchange folder created, at a random path that the learner's cells could
    not know while they ran; for each exercise the grader's inputs are written there, and a
    harness cell (``harness.py``) writes the learner's outputs next to them.
@@ -43,6 +45,15 @@ def _error_of(cell) -> str:
     return ""
 
 
+class ErrorsOnlyClient(NotebookClient):
+    """Runs cells like nbclient does, but keeps only their errors, the one output graded."""
+
+    def output(self, outs, msg, display_id, cell_index):
+        if msg["msg_type"] != "error":
+            return None
+        return super().output(outs, msg, display_id, cell_index)
+
+
 class Worker:
     """Runs one job and fills in its report."""
 
@@ -60,7 +71,7 @@ class Worker:
         # workers cannot then race for the same free port, which fails a start now and then.
         kernel_manager = AsyncKernelManager(kernel_name="python3", transport="ipc",
                                             ip=self.job["kernel_sockets"])
-        self.client = NotebookClient(
+        self.client = ErrorsOnlyClient(
             self.notebook, km=kernel_manager, timeout=None, allow_errors=True,
             record_timing=False, startup_timeout=KERNEL_START_TIMEOUT_S,
             shutdown_kernel="immediate",  # nothing of the kernel's state is worth a clean exit
