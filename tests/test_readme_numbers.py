@@ -99,3 +99,27 @@ def test_lesson_08_transformer_scores_and_complexity():
     gigabytes, length = quoted(row, r"n × n scores (\d+) GB at n = ([\d,]+)")
     index = complexity["lengths"].index(int(length))
     assert gigabytes == pytest.approx(complexity["score_tensor_mb"][index] / 1024)
+
+
+def test_lesson_11_memory_crossover_and_recall():
+    row = readme_row("11")
+    benchmark = record("notebooks/results/11_efficient_attention_benchmark.json")
+    percent, length = quoted(row, r"in (\d+) % of the materialised peak memory at n = ([\d,]+)")
+    index = benchmark["lengths"].index(int(length))
+    memory = benchmark["peak_memory_mb"]
+    assert percent == round(100 * memory["tiled"][index] / memory["exact"][index])
+    (crossover,) = quoted(row, r"linear attention faster than exact from n = ([\d,]+)")
+    assert crossover == benchmark["crossover"]["linear"]["wall"]
+
+    recall = record("notebooks/results/11_recall.json")
+    fewest, most, exact, linear_first, linear_last = quoted(
+        row, r"associative recall of (\d+) to (\d+) key → value pairs: exact attention (\d+) % "
+             r"throughout, linear attention from (\d+) % down to (\d+) %")
+    assert [fewest, most] == [min(recall["pairs"]), max(recall["pairs"])]
+
+    def percent_of(model, pairs):
+        return round(100 * np.mean([run["test_accuracy"] for run in recall["runs"]
+                                    if run["model"] == model and run["pairs"] == pairs]))
+
+    assert all(percent_of("softmax", pairs) == exact for pairs in recall["pairs"])
+    assert [linear_first, linear_last] == [percent_of("linear", fewest), percent_of("linear", most)]

@@ -1,11 +1,17 @@
 """``course_lib.recall``: the associative-recall task and its one-layer model."""
 
+import importlib.util
+import json
+from pathlib import Path
+
 import keras
 import numpy as np
 import pytest
 
 from course_lib.recall import RecallModel, associative_recall_task
 from tests.layer_cases import to_numpy
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_each_answer_is_the_value_stored_under_the_query_key():
@@ -51,3 +57,34 @@ def test_the_model_reads_the_stored_pairs(attention):
 def test_an_unknown_attention_is_refused():
     with pytest.raises(ValueError, match="`attention` must be one of"):
         RecallModel(10, 4, attention="sparse")
+
+
+def run_sweep(arguments):
+    spec = importlib.util.spec_from_file_location("recall_sweep",
+                                                  ROOT / "scripts" / "recall_sweep.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main(arguments)
+
+
+def test_the_sweep_writes_one_record_per_pairs_seed_and_model(tmp_path):
+    out = tmp_path / "recall.json"
+    assert run_sweep(["--pairs", "2", "3", "--seeds", "0", "--models", "softmax", "linear",
+                      "--train-examples", "64", "--test-examples", "32", "--epochs", "1",
+                      "--out", str(out)]) == 0
+    results = json.loads(out.read_text(encoding="utf-8"))
+    assert [(run["pairs"], run["model"]) for run in results["runs"]] == [
+        (2, "softmax"), (2, "linear"), (3, "softmax"), (3, "linear")]
+    assert all(0 <= run["test_accuracy"] <= 1 for run in results["runs"])
+    assert results["config"]["train_examples"] == 64 and results["config"]["chance"] == 1 / 16
+
+
+def test_the_committed_sweep_has_every_run():
+    """Lesson 11 plots the mean of every (pairs, model) over the seeds: none may be missing."""
+    results = json.loads((ROOT / "notebooks" / "results" / "11_recall.json").read_text(
+        encoding="utf-8"))
+    runs = {(run["pairs"], run["model"], run["seed"]) for run in results["runs"]}
+    models = results["config"]["models"]
+    assert runs == {(pairs, model, seed) for pairs in results["pairs"] for model in models
+                    for seed in results["seeds"]}
+    assert len(results["runs"]) == len(runs)
