@@ -1,4 +1,5 @@
-"""Plots the lessons share: attention heat maps with token labels, per-head grids, training curves.
+"""Plots the lessons share: attention heat maps with token labels, per-head grids, training curves,
+images with what a model looked at drawn over them.
 
 Every function draws on a given matplotlib ``Axes`` (or makes one), sets a title and axis labels,
 and returns the ``Axes`` or ``Figure`` so a lesson can add to it. Weights may be NumPy arrays or
@@ -340,4 +341,92 @@ def loglog_curves(curves, title, xlabel, ylabel, ax=None, guides=None, styles=No
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3, which="major")
     ax.legend(loc=legend_location)
+    return ax
+
+
+def image_grid(images, titles=None, overlays=None, title="Images", columns=6, cmap="gray_r",
+               overlay_cmap="inferno", overlay_alpha=0.55, value_range=None,
+               xlabel="pixel column", ylabel="pixel row"):
+    """Small images side by side, each with its own title, optionally a heat map over each.
+
+    For the 8 × 8 digits of lesson 12: the digits themselves, their patches, or a map of what
+    a model looked at (an attention rollout, upsampled to the image's pixels) drawn over each
+    digit. Only the first image's axes are labelled; the others share them.
+
+    Args:
+        images: ``(n, H, W)`` or ``(n, H, W, 1)``.
+        titles: one label per image (its class, a patch number).
+        overlays: ``(n, H, W)``, drawn over the images with ``overlay_alpha``, each scaled to
+            its own maximum.
+        value_range: ``(low, high)`` of the images' colour scale; each image's own by default.
+
+    Returns:
+        The Figure.
+    """
+    images = _as_numpy(images)
+    if images.ndim == 4 and images.shape[-1] == 1:
+        images = images[..., 0]
+    if images.ndim != 3:
+        raise ValueError(f"Expected images of shape (n, H, W) or (n, H, W, 1), received "
+                         f"{images.shape}.")
+    count = len(images)
+    if titles is not None and len(titles) != count:
+        raise ValueError(f"{len(titles)} titles for {count} images: need one per image.")
+    if overlays is not None:
+        overlays = _as_numpy(overlays)
+        if overlays.shape != images.shape:
+            raise ValueError(f"`overlays` of shape {overlays.shape} must match the images' "
+                             f"shape {images.shape}.")
+    columns = min(columns, count)
+    rows = math.ceil(count / columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(1.7 * columns, 1.9 * rows + 0.4),
+                                squeeze=False, constrained_layout=True)
+    low, high = value_range if value_range is not None else (None, None)
+    for index, ax in enumerate(axes.flat):
+        if index >= count:
+            ax.axis("off")
+            continue
+        ax.imshow(images[index], cmap=cmap, vmin=low, vmax=high)
+        if overlays is not None:
+            ax.imshow(overlays[index], cmap=overlay_cmap, alpha=overlay_alpha, vmin=0.0,
+                      vmax=max(1e-12, float(overlays[index].max())))
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if titles is not None:
+            ax.set_title(str(titles[index]), fontsize="small")
+    axes[0, 0].set_xlabel(xlabel, fontsize="x-small")
+    axes[0, 0].set_ylabel(ylabel, fontsize="x-small")
+    figure.suptitle(title)
+    return figure
+
+
+def head_distances(distances, title="Mean attention distance per head",
+                   xlabel="encoder block", ylabel="mean attention distance (pixels)",
+                   reference=None, reference_label="uniform attention", ax=None):
+    """One dot per head at each block, as in the ViT paper's Fig. 7 (right).
+
+    Args:
+        distances: ``(blocks, heads)``, e.g. from ``course_lib.attention_maps``.
+        reference: an optional distance drawn as a dashed line (what uniform attention gives).
+    """
+    distances = _as_numpy(distances)
+    if distances.ndim != 2:
+        raise ValueError(f"Expected distances of shape (blocks, heads), received "
+                         f"{distances.shape}.")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4.5, 3.4))
+    blocks, heads = distances.shape
+    for head in range(heads):
+        ax.scatter(np.arange(1, blocks + 1), distances[:, head], label=f"head {head + 1}",
+                   zorder=3)
+    if reference is not None:
+        ax.axhline(reference, color="grey", linestyle="--", linewidth=1, label=reference_label)
+    ax.set_xticks(np.arange(1, blocks + 1))
+    ax.set_xlim(0.5, blocks + 0.5)
+    ax.set_ylim(bottom=0.0)
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small")
     return ax

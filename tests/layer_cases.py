@@ -14,8 +14,11 @@ import numpy as np
 
 from course_lib.layers import (
     BahdanauAttention,
+    ClassToken,
+    LearnedPositionEmbedding,
     LuongAttention,
     MultiHeadAttention,
+    PatchEmbedding,
     SinusoidalPositionEncoding,
     TransformerDecoderBlock,
     TransformerEncoderBlock,
@@ -194,4 +197,12 @@ LAYER_CASES = [
         {"x": (5, 8), "decoder_padding_mask": (5,)},
         lambda layer, x: layer(x["x"], decoder_padding_mask=x["decoder_padding_mask"]),
         bool_inputs=("decoder_padding_mask",)),
+    LayerCase("patch_embedding", lambda: PatchEmbedding(2, 5), {"images": (6, 4, 3)},
+              lambda layer, x: layer(x["images"])),
+    LayerCase("patch_embedding_no_bias", lambda: PatchEmbedding(3, 4, use_bias=False),
+              {"images": (6, 9, 2)}, lambda layer, x: layer(x["images"])),
+    LayerCase("class_token", lambda: ClassToken(), {"tokens": (5, 6)},
+              lambda layer, x: layer(x["tokens"])),
+    LayerCase("learned_position_embedding", lambda: LearnedPositionEmbedding(9),
+              {"x": (7, 6)}, lambda layer, x: x["x"] + layer(x["x"])),
 ]

@@ -9,11 +9,16 @@ import keras
 import keras_hub
 import pytest
 
+from course_lib import forecasting
 from course_lib.attention import masked_softmax, scaled_dot_product_attention
+from course_lib.attention_maps import attention_rollout, mean_attention_distance
 from course_lib.layers import (
     BahdanauAttention,
+    ClassToken,
+    LearnedPositionEmbedding,
     LuongAttention,
     MultiHeadAttention,
+    PatchEmbedding,
     SinusoidalPositionEncoding,
     TransformerDecoderBlock,
     TransformerEncoderBlock,
@@ -151,6 +156,31 @@ CASES = {
     "decoder_built_with_cross_attention_given_no_encoder_outputs": (
         lambda: built(TransformerDecoderBlock(16, 2), t(2, 5, 8), t(2, 7, 8))(t(2, 5, 8)),
         r"with cross-attention.*" + shapes((2, 5, 8))),
+    # Lesson 12: patches, class token, learned positions, attention maps
+    "patch_embedding_height_not_a_multiple": (
+        lambda: PatchEmbedding(2, 4)(t(2, 7, 8, 1)),
+        shapes((2, 7, 8, 1)) + r".*height 7.*patch_size=2"),
+    "patch_embedding_rank_3_images": (
+        lambda: PatchEmbedding(2, 4)(t(8, 8, 1)), shapes((8, 8, 1))),
+    "patch_embedding_channels_differ": (
+        lambda: built(PatchEmbedding(2, 4), t(2, 8, 8, 1))(t(2, 8, 8, 3)),
+        shapes((2, 8, 8, 3)) + r".*3 channels.*built for 1"),
+    "class_token_rank_2_tokens": (
+        lambda: ClassToken()(t(5, 6)), shapes((5, 6))),
+    "class_token_depth_differs": (
+        lambda: built(ClassToken(), t(2, 5, 6))(t(2, 5, 4)), shapes((2, 5, 4))),
+    "position_embedding_too_long": (
+        lambda: LearnedPositionEmbedding(4)(t(2, 5, 6)), shapes((2, 5, 6)) + r".*4"),
+    "rollout_maps_of_different_shapes": (
+        lambda: attention_rollout([t(2, 3, 5, 5), t(2, 3, 4, 4)]),
+        shapes((2, 3, 4, 4), (2, 3, 5, 5))),
+    "rollout_map_not_square": (
+        lambda: attention_rollout([t(2, 3, 5, 4)]), shapes((2, 3, 5, 4))),
+    "attention_distance_tokens_do_not_fit_the_grid": (
+        lambda: mean_attention_distance(t(2, 3, 10, 10), (4, 4)), shapes((2, 3, 10, 10))),
+    "forecaster_heads_do_not_divide_d_model": (
+        lambda: forecasting.build_attention_forecaster(d_model=16, num_heads=3),
+        r"`d_model` \(16\) must be a multiple of `num_heads` \(3\)"),
     # copy_weights_from a layer that does not match
     "copy_mha_heads_differ": (
         lambda: MultiHeadAttention(4, 2).copy_weights_from(keras_mha(2, 4)),
@@ -170,6 +200,10 @@ CASES = {
         lambda: built(TransformerDecoderBlock(16, 2), t(2, 5, 8)).copy_weights_from(
             keras_hub_block(keras_hub.layers.TransformerDecoder, t(2, 5, 8), t(2, 7, 8))),
         r"has_cross_attention=False"),
+    "copy_patch_embedding_from_an_overlapping_convolution": (
+        lambda: PatchEmbedding(2, 4).copy_weights_from(
+            built(keras.layers.Conv2D(4, 2), t(1, 8, 8, 1))),
+        r"strides \(1, 1\)"),
 }
 
 

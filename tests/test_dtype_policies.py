@@ -14,11 +14,16 @@ import numpy as np
 import pytest
 from keras import ops
 
+from course_lib import gpt
 from course_lib.layers import (
     BahdanauAttention,
+    CachedMultiHeadAttention,
+    ClassToken,
+    LearnedPositionEmbedding,
     LocalAttention,
     LuongAttention,
     MultiHeadAttention,
+    PatchEmbedding,
     SinusoidalPositionEncoding,
     TransformerDecoderBlock,
     TransformerEncoderBlock,
@@ -83,6 +88,34 @@ def block_pair(ours_class, theirs_class, policy, cross_attention, normalize_firs
     return (lambda layer: layer(*inputs, **masks)), ours, theirs
 
 
+def cached_mha_pair(policy):
+    """One step into a cache whose later slots hold stale numbers (keras_hub's layer takes the
+    causal mask from its caller; ours makes it)."""
+    from keras_hub.src.layers.modeling.transformer_layer_utils import compute_causal_mask
+
+    x, cache, index = random_tensor((2, 1, 8), 1), random_tensor((2, 2, 5, 2, 4), 2), 3
+    theirs = keras_hub.layers.CachedMultiHeadAttention(2, 4, dtype=policy)
+    theirs(x, x)
+    scaled_random_weights(theirs)
+    ours = CachedMultiHeadAttention(2, 4, dtype=policy)
+    ours.copy_weights_from(theirs)
+    return (lambda layer: layer(x, x, cache=cache, cache_update_index=index)[0],
+            lambda layer: layer(x, x, cache=cache, cache_update_index=index,
+                                attention_mask=compute_causal_mask(2, 5, 1, index))[0],
+            ours, theirs)
+
+
+def cached_decoder_only_block_pair(policy):
+    x, cache = random_tensor((2, 2, 8), 1), random_tensor((2, 2, 5, 2, 4), 2)
+    theirs = keras_hub.layers.TransformerDecoder(16, 2, normalize_first=True, dtype=policy)
+    theirs(x)
+    scaled_random_weights(theirs)
+    ours = TransformerDecoderBlock(16, 2, normalize_first=True, dtype=policy)
+    ours.copy_weights_from(theirs)
+    return (lambda layer: layer(x, self_attention_cache=cache,
+                                self_attention_cache_update_index=1)[0]), ours, theirs
+
+
 def luong_pair(score, policy):
     query, values = random_tensor((2, 5, 8), 1), random_tensor((2, 7, 8), 2)
     ours = LuongAttention(score, dtype=policy)
@@ -123,6 +156,39 @@ def sinusoid_pair(policy):
         keras_hub.layers.SinePositionEncoding(dtype=policy)
 
 
+def patch_embedding_pair(policy):
+    images = random_tensor((2, 6, 8, 3), 1)
+    theirs = keras.layers.Conv2D(5, 2, strides=2, dtype=policy)
+    theirs(images)
+    scaled_random_weights(theirs)
+    ours = PatchEmbedding(2, 5, dtype=policy)
+    ours.copy_weights_from(theirs)
+    return (lambda layer: layer(images),
+            lambda layer: ops.reshape(layer(images), (2, 12, 5)), ours, theirs)
+
+
+def position_embedding_pair(policy):
+    x = random_tensor((2, 7, 6), 1)
+    theirs = keras_hub.layers.PositionEmbedding(9, dtype=policy)
+    theirs(x)
+    scaled_random_weights(theirs)
+    ours = LearnedPositionEmbedding(9, dtype=policy)
+    ours.copy_weights_from(theirs)
+    return (lambda layer: layer(x)), ours, theirs
+
+
+def class_token_pair(policy):
+    # No Keras counterpart: the token put in front of the tokens by a concatenation in Keras.
+    tokens = random_tensor((2, 5, 6), 1)
+    ours = ClassToken(dtype=policy)
+    ours(tokens)
+    scaled_random_weights(ours)
+    token = ops.convert_to_numpy(ours.token)
+    theirs = keras.layers.Concatenate(axis=1, dtype=policy)
+    first = np.broadcast_to(token, (2, 1, 6)).astype("float32")
+    return (lambda layer: layer(tokens), lambda layer: layer([first, tokens]), ours, theirs)
+
+
 def same_call(pair):
     call, ours, theirs = pair
     return call, call, ours, theirs
@@ -141,10 +207,16 @@ PAIRS = {
             TransformerDecoderBlock, keras_hub.layers.TransformerDecoder, policy, True,
             normalize_first)))
        for name, normalize_first in (("post_ln", False), ("pre_ln", True))},
+    "cached_multi_head_attention": cached_mha_pair,
+    "decoder_only_block_with_a_cache": lambda policy: same_call(
+        cached_decoder_only_block_pair(policy)),
     "luong_dot": lambda policy: luong_pair("dot", policy),
     "luong_general": lambda policy: luong_pair("general", policy),
     "bahdanau": bahdanau_pair,
     "sinusoidal_position_encoding": lambda policy: same_call(sinusoid_pair(policy)),
+    "patch_embedding": patch_embedding_pair,
+    "learned_position_embedding": lambda policy: same_call(position_embedding_pair(policy)),
+    "class_token": class_token_pair,
 }
 
 
@@ -212,3 +284,30 @@ def test_local_attention_follows_the_dtype_policy(mode, policy, how):
     np.testing.assert_allclose(to_float32(context)[same_window],
                                to_float32(expected_context)[same_window], rtol=0,
                                atol=ATOL[policy])
+
+
+@pytest.mark.parametrize("policy", POLICIES)
+def test_gpt_follows_the_dtype_policy(policy, how):
+    """Lesson 09's GPT has no Keras counterpart: the half-precision model against the same
+    weights in float32, without and with its key/value cache."""
+    sizes = {"context_length": 6, "num_layers": 2, "num_heads": 2, "d_model": 8,
+             "intermediate_dim": 16}
+    full = gpt.GPT(7, **sizes)
+    full.build()
+    scaled_random_weights(full)
+    if how == "global_policy":
+        keras.config.set_dtype_policy(policy)
+        half = gpt.GPT(7, **sizes)
+    else:
+        half = gpt.GPT(7, dtype=policy, **sizes)
+    half.build()
+    half.set_weights(full.get_weights())
+    ids = np.array([[1, 4, 2, 6, 0]], "int32")
+    logits = half(ids)
+    cached_logits, cache = half.call_with_cache(ids, half.empty_cache(1, 5), 0)
+    assert ops.dtype(logits) == ops.dtype(cached_logits) == ops.dtype(cache) == \
+        COMPUTE_DTYPE[policy]
+    assert all(weight.dtype == "float32" for weight in half.weights)
+    for ours in (logits, cached_logits):
+        np.testing.assert_allclose(to_float32(ours), to_float32(full(ids)), rtol=0,
+                                   atol=ATOL[policy])

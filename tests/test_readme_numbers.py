@@ -101,6 +101,27 @@ def test_lesson_08_transformer_scores_and_complexity():
     assert gigabytes == pytest.approx(complexity["score_tensor_mb"][index] / 1024)
 
 
+def test_lesson_09_validation_loss_cost_and_cache_speed_up():
+    training = record("notebooks/results/09_gpt_training.json")
+    benchmark = record("notebooks/results/09_kv_cache_benchmark.json")
+    speed_up = {row["new_tokens"]: row["speedup_wall"] for row in benchmark["rows"]}
+    loss, speed_up_256 = quoted(readme_row("09"), r"validation loss (\d\.\d\d) nats per "
+                                                  r"character .* (\d\.\d) times faster at 256")
+    assert loss == round(training["validation_loss"], 2)
+    assert speed_up_256 == round(speed_up[256], 1)
+
+    readme = (ROOT / "README.md").read_text()
+    minutes, loss_again = quoted(readme, r"scripts/train_gpt.py`, (\d+) CPU minutes; validation "
+                                         r"loss (\d\.\d\d) nats")
+    assert [minutes, loss_again] == [round(training["total_cpu_minutes"]), loss]
+    (script_minutes,) = quoted(readme, r"\| `scripts/train_gpt.py` \|.*\| (\d+) CPU minutes \|")
+    assert script_minutes == minutes
+    cpu, wall = quoted(readme, r"\| `benchmarks/kv_cache_speed.py --repeats 5` \|.*\| "
+                               r"(\d+\.\d) CPU minutes \((\d+) wall minutes\) \|")
+    assert [cpu, wall] == [round(benchmark["cpu_seconds"] / 60, 1),
+                           round(benchmark["wall_seconds"] / 60)]
+
+
 def test_lesson_11_memory_crossover_and_recall():
     row = readme_row("11")
     benchmark = record("notebooks/results/11_efficient_attention_benchmark.json")
@@ -123,3 +144,30 @@ def test_lesson_11_memory_crossover_and_recall():
 
     assert all(percent_of("softmax", pairs) == exact for pairs in recall["pairs"])
     assert [linear_first, linear_last] == [percent_of("linear", fewest), percent_of("linear", most)]
+
+
+def test_lesson_12_accuracies_and_forecast_errors():
+    row = readme_row("12")
+    runs = record("notebooks/results/12_digits_classifiers.json")["runs"]
+    for pattern, model in ((r"ViT on the 8 × 8 digits \((\d+\.\d) ± (\d+\.\d) %", "vit"),
+                           (r"ties an MLP \((\d+\.\d) ± (\d+\.\d) %\)", "mlp"),
+                           (r"loses to a CNN \((\d+\.\d) ± (\d+\.\d) %\)", "cnn")):
+        mean, spread = quoted(row, pattern)
+        accuracies = 100 * np.array([run["test_accuracy"] for run in runs
+                                     if run["model"] == model])
+        assert [mean, spread] == [round(accuracies.mean(), 1), round(accuracies.std(ddof=1), 1)]
+    forecasts = record("notebooks/results/12_sunspot_forecasts.json")
+    table = forecasts["summary"]
+
+    def seeds(model):
+        rmse = np.array([run["rmse"] for run in forecasts["runs"] if run["model"] == model])
+        return [round(rmse.mean(), 1), round(rmse.std(ddof=1), 1)]
+
+    assert quoted(row, r"attention RMSE (\d+\.\d) ± (\d+\.\d)") == seeds("attention")
+    (persistence,) = quoted(row, r"persistence (\d+\.\d)")
+    assert persistence == pytest.approx(table["persistence"]["rmse_mean"], abs=0.051)
+    (linear,) = quoted(row, r"least-squares AR (\d+\.\d)")
+    assert linear == round(table["linear_autoregression"]["rmse_mean"], 1)
+    assert quoted(row, r"a GRU (\d+\.\d) ± (\d+\.\d)") == seeds("gru")
+    (peak,) = quoted(row, r"its weight peaks at lag (\d+)")
+    assert peak == 1 + int(np.argmax(forecasts["lag_weights_mean"]))

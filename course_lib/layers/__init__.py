@@ -6,18 +6,26 @@ with a ``ValueError`` naming the shapes, and, where Keras has a counterpart, off
 """
 
 from course_lib.layers.bahdanau import BahdanauAttention
+from course_lib.layers.cached_attention import CachedMultiHeadAttention
+from course_lib.layers.class_token import ClassToken
 from course_lib.layers.local_attention import LocalAttention
 from course_lib.layers.luong import LuongAttention
 from course_lib.layers.multi_head_attention import MultiHeadAttention
+from course_lib.layers.patch_embedding import PatchEmbedding
+from course_lib.layers.position_embedding import LearnedPositionEmbedding
 from course_lib.layers.position_encoding import SinusoidalPositionEncoding
 from course_lib.layers.query_values_attention import QueryValuesAttention
 from course_lib.layers.transformer import TransformerDecoderBlock, TransformerEncoderBlock
 
 __all__ = [
     "BahdanauAttention",
+    "CachedMultiHeadAttention",
+    "ClassToken",
+    "LearnedPositionEmbedding",
     "LocalAttention",
     "LuongAttention",
     "MultiHeadAttention",
+    "PatchEmbedding",
     "QueryValuesAttention",
     "SinusoidalPositionEncoding",
     "TransformerDecoderBlock",
