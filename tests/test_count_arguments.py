@@ -21,6 +21,12 @@ from course_lib import (
     vision,
 )
 from course_lib.attention_maps import patch_distances
+from course_lib.efficient_attention import (
+    block_sparse_attention,
+    causal_linear_attention,
+    sliding_window_mask,
+    tiled_attention,
+)
 from course_lib.layers import (
     BahdanauAttention,
     CachedMultiHeadAttention,
@@ -32,10 +38,13 @@ from course_lib.layers import (
     TransformerDecoderBlock,
     TransformerEncoderBlock,
 )
+from course_lib.recall import RecallModel, associative_recall_task
 from course_lib.transformer_translator import TransformerTranslator
 from course_lib.validation import require_positive_int
 
 pytestmark = pytest.mark.backends
+
+SEQUENCE = np.ones((1, 6, 4), dtype="float32")  # query, keys and values of the functions below
 
 CALLS = {
     "bahdanau_units": lambda value: BahdanauAttention(value),
@@ -59,6 +68,14 @@ CALLS = {
     "vocabulary_min_count": lambda value: translation.Vocabulary.build([["a"]], min_count=value),
     "batch_size": lambda value: training.length_bucketed_batches(
         data.reversal_task(8, 3, 5, 10, seed=0), value, seed=0),
+    "tiled_block_size": lambda value: tiled_attention(*[SEQUENCE] * 3, block_size=value),
+    "sparse_block_size": lambda value: block_sparse_attention(*[SEQUENCE] * 3, window=2,
+                                                              block_size=value),
+    "causal_linear_chunk_size": lambda value: causal_linear_attention(*[SEQUENCE] * 3,
+                                                                      chunk_size=value),
+    "window_mask_length": lambda value: sliding_window_mask(value, 2),
+    "recall_num_pairs": lambda value: associative_recall_task(10, value, 8, 4, seed=0),
+    "recall_key_dim": lambda value: RecallModel(10, 4, key_dim=value),
     "cached_mha_num_heads": lambda value: CachedMultiHeadAttention(value, 4),
     "gpt_vocabulary_size": lambda value: gpt.GPT(value, 8),
     "gpt_context_length": lambda value: gpt.GPT(10, value),
@@ -105,7 +122,10 @@ NAMES = {"bahdanau_units": "units", "luong_units": "units", "local_half_width": 
          "mlp_units": "units", "cnn_filters": "filters", "windows_window": "window",
          "forecaster_window": "window", "forecaster_d_model": "d_model",
          "forecaster_num_heads": "num_heads", "forecaster_hidden_units": "hidden_units",
-         "gru_forecaster_units": "units"}
+         "gru_forecaster_units": "units", "tiled_block_size": "block_size",
+         "sparse_block_size": "block_size", "causal_linear_chunk_size": "chunk_size",
+         "window_mask_length": "length", "recall_num_pairs": "num_pairs",
+         "recall_key_dim": "key_dim"}
 
 
 @pytest.mark.parametrize("value", [True, 2.5, 2.0, 0, -1, "2"],

@@ -122,6 +122,30 @@ def test_lesson_09_validation_loss_cost_and_cache_speed_up():
                            round(benchmark["wall_seconds"] / 60)]
 
 
+def test_lesson_11_memory_crossover_and_recall():
+    row = readme_row("11")
+    benchmark = record("notebooks/results/11_efficient_attention_benchmark.json")
+    percent, length = quoted(row, r"in (\d+) % of the materialised peak memory at n = ([\d,]+)")
+    index = benchmark["lengths"].index(int(length))
+    memory = benchmark["peak_memory_mb"]
+    assert percent == round(100 * memory["tiled"][index] / memory["exact"][index])
+    (crossover,) = quoted(row, r"linear attention faster than exact from n = ([\d,]+)")
+    assert crossover == benchmark["crossover"]["linear"]["wall"]
+
+    recall = record("notebooks/results/11_recall.json")
+    fewest, most, exact, linear_first, linear_last = quoted(
+        row, r"associative recall of (\d+) to (\d+) key → value pairs: exact attention (\d+) % "
+             r"throughout, linear attention from (\d+) % down to (\d+) %")
+    assert [fewest, most] == [min(recall["pairs"]), max(recall["pairs"])]
+
+    def percent_of(model, pairs):
+        return round(100 * np.mean([run["test_accuracy"] for run in recall["runs"]
+                                    if run["model"] == model and run["pairs"] == pairs]))
+
+    assert all(percent_of("softmax", pairs) == exact for pairs in recall["pairs"])
+    assert [linear_first, linear_last] == [percent_of("linear", fewest), percent_of("linear", most)]
+
+
 def test_lesson_12_accuracies_and_forecast_errors():
     row = readme_row("12")
     runs = record("notebooks/results/12_digits_classifiers.json")["runs"]

@@ -59,6 +59,7 @@ from course_lib.checks import (
     lesson07,
     lesson08,
     lesson09,
+    lesson11,
     lesson12,
 )
 from course_lib.checks.core import (
@@ -70,7 +71,7 @@ from course_lib.checks.core import (
 )
 
 _LESSON_MODULES = (lesson01, lesson02, lesson03, lesson04, lesson05, lesson06, lesson07,
-                   lesson08, lesson09, lesson12)
+                   lesson08, lesson09, lesson11, lesson12)
 
 
 def _build_registry() -> dict[str, Exercise]:
