@@ -6,10 +6,13 @@ it instead of re-pasting it. One concept per module:
 Attention itself
     - ``course_lib.attention``: score functions, the masked softmax, scaled dot-product
       attention, padding and causal masks (``keras.ops``).
-    - ``course_lib.layers``: Keras 3 layers (Bahdanau, Luong, local, multi-head attention,
-      sinusoidal positions, Transformer encoder and decoder blocks), each equal to its Keras or
-      keras-hub counterpart where one exists; the Vision Transformer's patch embedding, class
-      token and learned positions.
+    - ``course_lib.layers``: Keras 3 layers (Bahdanau, Luong, local, multi-head attention and
+      its key/value-cached form, sinusoidal positions, Transformer encoder and decoder blocks),
+      each equal to its Keras or keras-hub counterpart where one exists; the Vision
+      Transformer's patch embedding, class token and learned positions.
+    - ``course_lib.efficient_attention``: attention without the n × n matrix (lesson 11):
+      exact attention tiled with an online softmax, block-sparse sliding windows with global
+      tokens, and linear attention with its recurrent (fixed-size state) causal form.
     - ``course_lib.attention_maps``: reading a trained encoder's attention: attention rollout
       and the mean attention distance of each head (lesson 12).
     - ``course_lib.numpy_softmax``: the same softmax in NumPy, for checks and NumPy lessons.
@@ -28,6 +31,12 @@ Data and models the lessons train
     - ``course_lib.shipped_weights``: reading (and writing) the weights in ``weights/``.
     - ``course_lib.sentiment``: the sentiment sentences of lesson 06.
     - ``course_lib.tasks``: the synthetic token tasks and attention classifier of lesson 07.
+    - ``course_lib.shakespeare``: Tiny Shakespeare as characters (vocabulary, split, windows).
+    - ``course_lib.gpt``: lesson 09's character-level GPT, its training and its shipped weights.
+    - ``course_lib.generation``: greedy, temperature, top-k and top-p decoding, and the
+      generation loop with or without a key/value cache.
+    - ``course_lib.recall``: the associative-recall task of lesson 11 and its one-layer model
+      with exact or linear attention.
     - ``course_lib.digits``: the 8 × 8 handwritten digits, their fixed stratified split (lessons
       12 and 13).
     - ``course_lib.vision``: lesson 12's image classifiers (a small ViT, an MLP, a CNN), their

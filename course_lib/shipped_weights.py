@@ -1,9 +1,10 @@
 """Weights the repository ships: stored small, read back by Keras as usual.
 
-The translators of lessons 03 and 08 train longer than a lesson's budget, so ``weights/`` ships
-them (``scripts/train_translator.py``, ``scripts/train_transformer.py``), each beside a JSON
-record of how it was made and what it scored. Stored as float16 they take half the space and
-lose nothing a lesson can measure (their scores are taken after the round trip).
+The translators of lessons 03 and 08 and lesson 09's GPT train longer than a lesson's budget, so
+``weights/`` ships them (``scripts/train_translator.py``, ``scripts/train_transformer.py``,
+``scripts/train_gpt.py``), each with a JSON record of how it was made and what it scored.
+Stored as float16 they take half the space and lose nothing a lesson can measure (their scores
+are taken after the round trip).
 
 One way in for every shipped model: :func:`shipped_results` reads a record,
 :func:`require_training_vocabularies` checks that a corpus is the one the weights were trained

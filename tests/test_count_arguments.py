@@ -7,10 +7,29 @@ import re
 import numpy as np
 import pytest
 
-from course_lib import data, forecasting, models, sentiment, tasks, training, translation, vision
+from course_lib import (
+    data,
+    forecasting,
+    generation,
+    gpt,
+    models,
+    sentiment,
+    shakespeare,
+    tasks,
+    training,
+    translation,
+    vision,
+)
 from course_lib.attention_maps import patch_distances
+from course_lib.efficient_attention import (
+    block_sparse_attention,
+    causal_linear_attention,
+    sliding_window_mask,
+    tiled_attention,
+)
 from course_lib.layers import (
     BahdanauAttention,
+    CachedMultiHeadAttention,
     LearnedPositionEmbedding,
     LocalAttention,
     LuongAttention,
@@ -19,10 +38,13 @@ from course_lib.layers import (
     TransformerDecoderBlock,
     TransformerEncoderBlock,
 )
+from course_lib.recall import RecallModel, associative_recall_task
 from course_lib.transformer_translator import TransformerTranslator
 from course_lib.validation import require_positive_int
 
 pytestmark = pytest.mark.backends
+
+SEQUENCE = np.ones((1, 6, 4), dtype="float32")  # query, keys and values of the functions below
 
 CALLS = {
     "bahdanau_units": lambda value: BahdanauAttention(value),
@@ -46,6 +68,25 @@ CALLS = {
     "vocabulary_min_count": lambda value: translation.Vocabulary.build([["a"]], min_count=value),
     "batch_size": lambda value: training.length_bucketed_batches(
         data.reversal_task(8, 3, 5, 10, seed=0), value, seed=0),
+    "tiled_block_size": lambda value: tiled_attention(*[SEQUENCE] * 3, block_size=value),
+    "sparse_block_size": lambda value: block_sparse_attention(*[SEQUENCE] * 3, window=2,
+                                                              block_size=value),
+    "causal_linear_chunk_size": lambda value: causal_linear_attention(*[SEQUENCE] * 3,
+                                                                      chunk_size=value),
+    "window_mask_length": lambda value: sliding_window_mask(value, 2),
+    "recall_num_pairs": lambda value: associative_recall_task(10, value, 8, 4, seed=0),
+    "recall_key_dim": lambda value: RecallModel(10, 4, key_dim=value),
+    "cached_mha_num_heads": lambda value: CachedMultiHeadAttention(value, 4),
+    "gpt_vocabulary_size": lambda value: gpt.GPT(value, 8),
+    "gpt_context_length": lambda value: gpt.GPT(10, value),
+    "gpt_num_layers": lambda value: gpt.GPT(10, 8, num_layers=value),
+    "gpt_d_model": lambda value: gpt.GPT(10, 8, d_model=value),
+    "gpt_cache_length": lambda value: gpt.GPT(10, 8).empty_cache(1, value),
+    "schedule_total_steps": lambda value: gpt.WarmupCosine(1e-3, 0, value),
+    "new_tokens": lambda value: generation.generate(gpt.GPT(10, 8), [1], value),
+    "top_k": lambda value: generation.top_k_distribution(np.zeros(5), value),
+    "cache_bytes_layers": lambda value: generation.cache_bytes(value, 2, 4, 8),
+    "window_length": lambda value: shakespeare.consecutive_windows(np.arange(50), value),
     "patch_size": lambda value: PatchEmbedding(value, 4),
     "patch_hidden_dim": lambda value: PatchEmbedding(2, value),
     "position_sequence_length": lambda value: LearnedPositionEmbedding(value),
@@ -70,13 +111,21 @@ NAMES = {"bahdanau_units": "units", "luong_units": "units", "local_half_width": 
          "transformer_num_layers": "num_layers", "classifier_num_heads": "num_heads",
          "reversal_num_examples": "num_examples", "token_task_length": "length",
          "sentence_length": "length", "vocabulary_min_count": "min_count",
-         "batch_size": "batch_size", "patch_size": "patch_size", "patch_hidden_dim": "hidden_dim",
+         "batch_size": "batch_size", "cached_mha_num_heads": "num_heads",
+         "gpt_vocabulary_size": "vocabulary_size", "gpt_context_length": "context_length",
+         "gpt_num_layers": "num_layers", "gpt_d_model": "d_model", "gpt_cache_length": "length",
+         "schedule_total_steps": "total_steps", "new_tokens": "max_new_tokens", "top_k": "k",
+         "cache_bytes_layers": "num_layers", "window_length": "length",
+         "patch_size": "patch_size", "patch_hidden_dim": "hidden_dim",
          "position_sequence_length": "sequence_length",
          "patch_distances_patch_size": "patch_size", "vit_num_layers": "num_layers",
          "mlp_units": "units", "cnn_filters": "filters", "windows_window": "window",
          "forecaster_window": "window", "forecaster_d_model": "d_model",
          "forecaster_num_heads": "num_heads", "forecaster_hidden_units": "hidden_units",
-         "gru_forecaster_units": "units"}
+         "gru_forecaster_units": "units", "tiled_block_size": "block_size",
+         "sparse_block_size": "block_size", "causal_linear_chunk_size": "chunk_size",
+         "window_mask_length": "length", "recall_num_pairs": "num_pairs",
+         "recall_key_dim": "key_dim"}
 
 
 @pytest.mark.parametrize("value", [True, 2.5, 2.0, 0, -1, "2"],

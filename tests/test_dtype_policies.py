@@ -14,8 +14,10 @@ import numpy as np
 import pytest
 from keras import ops
 
+from course_lib import gpt
 from course_lib.layers import (
     BahdanauAttention,
+    CachedMultiHeadAttention,
     ClassToken,
     LearnedPositionEmbedding,
     LocalAttention,
@@ -84,6 +86,34 @@ def block_pair(ours_class, theirs_class, policy, cross_attention, normalize_firs
              {"decoder_padding_mask": padding_mask_for(5),
               "encoder_padding_mask": padding_mask_for(6)})
     return (lambda layer: layer(*inputs, **masks)), ours, theirs
+
+
+def cached_mha_pair(policy):
+    """One step into a cache whose later slots hold stale numbers (keras_hub's layer takes the
+    causal mask from its caller; ours makes it)."""
+    from keras_hub.src.layers.modeling.transformer_layer_utils import compute_causal_mask
+
+    x, cache, index = random_tensor((2, 1, 8), 1), random_tensor((2, 2, 5, 2, 4), 2), 3
+    theirs = keras_hub.layers.CachedMultiHeadAttention(2, 4, dtype=policy)
+    theirs(x, x)
+    scaled_random_weights(theirs)
+    ours = CachedMultiHeadAttention(2, 4, dtype=policy)
+    ours.copy_weights_from(theirs)
+    return (lambda layer: layer(x, x, cache=cache, cache_update_index=index)[0],
+            lambda layer: layer(x, x, cache=cache, cache_update_index=index,
+                                attention_mask=compute_causal_mask(2, 5, 1, index))[0],
+            ours, theirs)
+
+
+def cached_decoder_only_block_pair(policy):
+    x, cache = random_tensor((2, 2, 8), 1), random_tensor((2, 2, 5, 2, 4), 2)
+    theirs = keras_hub.layers.TransformerDecoder(16, 2, normalize_first=True, dtype=policy)
+    theirs(x)
+    scaled_random_weights(theirs)
+    ours = TransformerDecoderBlock(16, 2, normalize_first=True, dtype=policy)
+    ours.copy_weights_from(theirs)
+    return (lambda layer: layer(x, self_attention_cache=cache,
+                                self_attention_cache_update_index=1)[0]), ours, theirs
 
 
 def luong_pair(score, policy):
@@ -177,6 +207,9 @@ PAIRS = {
             TransformerDecoderBlock, keras_hub.layers.TransformerDecoder, policy, True,
             normalize_first)))
        for name, normalize_first in (("post_ln", False), ("pre_ln", True))},
+    "cached_multi_head_attention": cached_mha_pair,
+    "decoder_only_block_with_a_cache": lambda policy: same_call(
+        cached_decoder_only_block_pair(policy)),
     "luong_dot": lambda policy: luong_pair("dot", policy),
     "luong_general": lambda policy: luong_pair("general", policy),
     "bahdanau": bahdanau_pair,
@@ -251,3 +284,30 @@ def test_local_attention_follows_the_dtype_policy(mode, policy, how):
     np.testing.assert_allclose(to_float32(context)[same_window],
                                to_float32(expected_context)[same_window], rtol=0,
                                atol=ATOL[policy])
+
+
+@pytest.mark.parametrize("policy", POLICIES)
+def test_gpt_follows_the_dtype_policy(policy, how):
+    """Lesson 09's GPT has no Keras counterpart: the half-precision model against the same
+    weights in float32, without and with its key/value cache."""
+    sizes = {"context_length": 6, "num_layers": 2, "num_heads": 2, "d_model": 8,
+             "intermediate_dim": 16}
+    full = gpt.GPT(7, **sizes)
+    full.build()
+    scaled_random_weights(full)
+    if how == "global_policy":
+        keras.config.set_dtype_policy(policy)
+        half = gpt.GPT(7, **sizes)
+    else:
+        half = gpt.GPT(7, dtype=policy, **sizes)
+    half.build()
+    half.set_weights(full.get_weights())
+    ids = np.array([[1, 4, 2, 6, 0]], "int32")
+    logits = half(ids)
+    cached_logits, cache = half.call_with_cache(ids, half.empty_cache(1, 5), 0)
+    assert ops.dtype(logits) == ops.dtype(cached_logits) == ops.dtype(cache) == \
+        COMPUTE_DTYPE[policy]
+    assert all(weight.dtype == "float32" for weight in half.weights)
+    for ours in (logits, cached_logits):
+        np.testing.assert_allclose(to_float32(ours), to_float32(full(ids)), rtol=0,
+                                   atol=ATOL[policy])

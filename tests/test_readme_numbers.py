@@ -101,6 +101,51 @@ def test_lesson_08_transformer_scores_and_complexity():
     assert gigabytes == pytest.approx(complexity["score_tensor_mb"][index] / 1024)
 
 
+def test_lesson_09_validation_loss_cost_and_cache_speed_up():
+    training = record("notebooks/results/09_gpt_training.json")
+    benchmark = record("notebooks/results/09_kv_cache_benchmark.json")
+    speed_up = {row["new_tokens"]: row["speedup_wall"] for row in benchmark["rows"]}
+    loss, speed_up_256 = quoted(readme_row("09"), r"validation loss (\d\.\d\d) nats per "
+                                                  r"character .* (\d\.\d) times faster at 256")
+    assert loss == round(training["validation_loss"], 2)
+    assert speed_up_256 == round(speed_up[256], 1)
+
+    readme = (ROOT / "README.md").read_text()
+    minutes, loss_again = quoted(readme, r"scripts/train_gpt.py`, (\d+) CPU minutes; validation "
+                                         r"loss (\d\.\d\d) nats")
+    assert [minutes, loss_again] == [round(training["total_cpu_minutes"]), loss]
+    (script_minutes,) = quoted(readme, r"\| `scripts/train_gpt.py` \|.*\| (\d+) CPU minutes \|")
+    assert script_minutes == minutes
+    cpu, wall = quoted(readme, r"\| `benchmarks/kv_cache_speed.py --repeats 5` \|.*\| "
+                               r"(\d+\.\d) CPU minutes \((\d+) wall minutes\) \|")
+    assert [cpu, wall] == [round(benchmark["cpu_seconds"] / 60, 1),
+                           round(benchmark["wall_seconds"] / 60)]
+
+
+def test_lesson_11_memory_crossover_and_recall():
+    row = readme_row("11")
+    benchmark = record("notebooks/results/11_efficient_attention_benchmark.json")
+    percent, length = quoted(row, r"in (\d+) % of the materialised peak memory at n = ([\d,]+)")
+    index = benchmark["lengths"].index(int(length))
+    memory = benchmark["peak_memory_mb"]
+    assert percent == round(100 * memory["tiled"][index] / memory["exact"][index])
+    (crossover,) = quoted(row, r"linear attention faster than exact from n = ([\d,]+)")
+    assert crossover == benchmark["crossover"]["linear"]["wall"]
+
+    recall = record("notebooks/results/11_recall.json")
+    fewest, most, exact, linear_first, linear_last = quoted(
+        row, r"associative recall of (\d+) to (\d+) key → value pairs: exact attention (\d+) % "
+             r"throughout, linear attention from (\d+) % down to (\d+) %")
+    assert [fewest, most] == [min(recall["pairs"]), max(recall["pairs"])]
+
+    def percent_of(model, pairs):
+        return round(100 * np.mean([run["test_accuracy"] for run in recall["runs"]
+                                    if run["model"] == model and run["pairs"] == pairs]))
+
+    assert all(percent_of("softmax", pairs) == exact for pairs in recall["pairs"])
+    assert [linear_first, linear_last] == [percent_of("linear", fewest), percent_of("linear", most)]
+
+
 def test_lesson_12_accuracies_and_forecast_errors():
     row = readme_row("12")
     runs = record("notebooks/results/12_digits_classifiers.json")["runs"]

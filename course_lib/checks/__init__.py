@@ -69,6 +69,8 @@ from course_lib.checks import (
     lesson06,
     lesson07,
     lesson08,
+    lesson09,
+    lesson11,
     lesson12,
 )
 from course_lib.checks.core import (
@@ -81,7 +83,7 @@ from course_lib.checks.core import (
 )
 
 _LESSON_MODULES = (lesson01, lesson02, lesson03, lesson04, lesson05, lesson06, lesson07,
-                   lesson08, lesson12)
+                   lesson08, lesson09, lesson11, lesson12)
 
 
 def _build_registry() -> dict[str, Exercise]:

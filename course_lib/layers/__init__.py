@@ -6,6 +6,7 @@ with a ``ValueError`` naming the shapes, and, where Keras has a counterpart, off
 """
 
 from course_lib.layers.bahdanau import BahdanauAttention
+from course_lib.layers.cached_attention import CachedMultiHeadAttention
 from course_lib.layers.class_token import ClassToken
 from course_lib.layers.local_attention import LocalAttention
 from course_lib.layers.luong import LuongAttention
@@ -18,6 +19,7 @@ from course_lib.layers.transformer import TransformerDecoderBlock, TransformerEn
 
 __all__ = [
     "BahdanauAttention",
+    "CachedMultiHeadAttention",
     "ClassToken",
     "LearnedPositionEmbedding",
     "LocalAttention",

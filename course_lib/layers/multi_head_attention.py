@@ -17,8 +17,9 @@ from course_lib.validation import (
 )
 
 
-def _project(inputs, kernel, bias):
-    """``(B, T, D) → (B, T, H, depth)``: one projection, all heads at once."""
+def project_heads(inputs, kernel, bias):
+    """``(B, T, D) → (B, T, H, depth)``: one projection, all heads at once (``bias`` may be
+    None)."""
     projected = ops.einsum("btd,dhk->bthk", inputs, kernel)
     return projected if bias is None else projected + bias
 
@@ -138,9 +139,9 @@ class MultiHeadAttention(keras.layers.Layer):
         mask = self._combined_mask(query, value, query_mask, value_mask, key_mask,
                                    attention_mask, use_causal_mask)
 
-        queries = _project(query, self.query_kernel, self.query_bias)  # (B, Tq, H, key_dim)
-        keys = _project(key, self.key_kernel, self.key_bias)  # (B, Tv, H, key_dim)
-        values = _project(value, self.value_kernel, self.value_bias)  # (B, Tv, H, value_dim)
+        queries = project_heads(query, self.query_kernel, self.query_bias)  # (B, Tq, H, key_dim)
+        keys = project_heads(key, self.key_kernel, self.key_bias)  # (B, Tv, H, key_dim)
+        values = project_heads(value, self.value_kernel, self.value_bias)  # (B, Tv, H, value_dim)
         queries = queries * ops.cast(1.0 / math.sqrt(self.key_dim), queries.dtype)
 
         scores = ops.einsum("bqhk,bshk->bhqs", queries, keys)  # (B, H, Tq, Tv)

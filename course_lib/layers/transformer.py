@@ -4,12 +4,17 @@ Post-LN (the paper, and keras_hub's default): ``x = LayerNorm(x + Dropout(Sublay
 Pre-LN (``normalize_first=True``; Xiong et al. 2020, "On Layer Normalization in the Transformer
 Architecture"): ``x = x + Dropout(Sublayer(LayerNorm(x)))``, which keeps an identity path from
 input to output and trains deep stacks without a learning-rate warm-up.
+
+The decoder block built without cross-attention is the block of a decoder-only Transformer
+(GPT-2, Radford et al. 2019, is its pre-LN form); for generating one token at a time its
+self-attention reads and updates a key/value cache (``CachedMultiHeadAttention``).
 """
 
 import keras
 from keras import ops
 
 from course_lib.attention import causal_mask
+from course_lib.layers.cached_attention import CachedMultiHeadAttention
 from course_lib.layers.multi_head_attention import MultiHeadAttention
 from course_lib.layers.weight_copy import assign_variable, find_variable, has_variable
 from course_lib.validation import (
@@ -44,14 +49,14 @@ class TransformerBlock(keras.layers.Layer):
         self.activation = keras.activations.get(activation)
         self.supports_masking = True
 
-    def _attention(self, x_shape, name):
+    def _attention(self, x_shape, name, layer_class=MultiHeadAttention):
         hidden_dim = x_shape[-1]
         if hidden_dim % self.num_heads:
             raise ValueError(
                 f"The model depth d_model={hidden_dim} (last axis of the input, received shape "
                 f"{tuple(x_shape)}) must be divisible by num_heads={self.num_heads}.")
-        return MultiHeadAttention(self.num_heads, hidden_dim // self.num_heads,
-                                  dropout=self.dropout, dtype=self.dtype_policy, name=name)
+        return layer_class(self.num_heads, hidden_dim // self.num_heads, dropout=self.dropout,
+                           dtype=self.dtype_policy, name=name)
 
     def _layer_norm(self, name, shape):
         layer = keras.layers.LayerNormalization(epsilon=self.layer_norm_epsilon,
@@ -186,7 +191,13 @@ class TransformerDecoderBlock(TransformerBlock):
     outputs, then the feed-forward net, each inside a residual connection with layer
     normalization. Without ``encoder_outputs`` (when built so) it is a decoder-only block
     (GPT-style) with no cross-attention. Equal to ``keras_hub.layers.TransformerDecoder`` with
-    the same weights (``copy_weights_from``).
+    the same weights (``copy_weights_from``), with or without a cache.
+
+    The self-attention is a ``CachedMultiHeadAttention``: without a cache it is lesson 07's
+    ``MultiHeadAttention``; with ``self_attention_cache`` (keras_hub's argument names) ``x``
+    holds only the new tokens, at positions ``self_attention_cache_update_index …``, their keys
+    and values are written into the cache, and they attend to every cached position up to their
+    own. Generating token ``t`` then costs one position per layer instead of ``t``.
 
     Args: as ``TransformerEncoderBlock``.
 
@@ -197,17 +208,25 @@ class TransformerDecoderBlock(TransformerBlock):
         use_causal_mask: position ``i`` sees targets ``j <= i`` only (True for training a
             translator; switching it off lets the decoder read the answer: lesson 05's trap).
         return_attention_scores: also return the attention weights: the self-attention's
-            ``(B, H, T, T)`` and, with cross-attention, the cross-attention's ``(B, H, T, S)``
-            (where each target position looked in the source).
+            ``(B, H, T, T)`` (``(B, H, T, L)`` with a cache) and, with cross-attention, the
+            cross-attention's ``(B, H, T, S)`` (where each target position looked in the
+            source).
+        self_attention_cache: ``(B, 2, L, H, d_model / H)``, the keys and values of ``L``
+            positions (see ``CachedMultiHeadAttention``), or None. With a cache the
+            self-attention is always causal and takes no ``decoder_padding_mask``.
+        self_attention_cache_update_index: the position of ``x``'s first token (an int or an
+            int tensor); required with a cache.
         training: enables dropout.
 
     Returns:
         ``(B, T, d_model)``; with ``return_attention_scores=True``, ``(output, self_weights,
-        cross_weights)``, or ``(output, self_weights)`` for a decoder-only block.
+        cross_weights)``, or ``(output, self_weights)`` for a decoder-only block; with a cache,
+        the updated cache comes last: ``(output, cache)``, ``(output, self_weights, cache)``…
     """
 
     def build(self, x_shape, encoder_outputs_shape=None):
-        self.self_attention = self._attention(x_shape, "self_attention")
+        self.self_attention = self._attention(x_shape, "self_attention",
+                                              CachedMultiHeadAttention)
         self.self_attention.build(x_shape, x_shape)
         self.self_attention_layer_norm = self._layer_norm("self_attention_layer_norm", x_shape)
         self.self_attention_dropout = self._dropout("self_attention_dropout")
@@ -222,7 +241,7 @@ class TransformerDecoderBlock(TransformerBlock):
 
     def call(self, x, encoder_outputs=None, decoder_padding_mask=None,
              encoder_padding_mask=None, use_causal_mask=True, return_attention_scores=False,
-             training=None):
+             self_attention_cache=None, self_attention_cache_update_index=None, training=None):
         batch, length, _ = require_rank("x", x, 3)
         if (encoder_outputs is not None) != self.has_cross_attention:
             received = ("no `encoder_outputs`" if encoder_outputs is None else
@@ -233,20 +252,36 @@ class TransformerDecoderBlock(TransformerBlock):
                 + " cross-attention, so `encoder_outputs` must be "
                 + ("given" if self.has_cross_attention else "None")
                 + f"; received `x` of shape {static_shape(x)} and {received}.")
+        cached = self_attention_cache is not None
+        if cached and (decoder_padding_mask is not None or not use_causal_mask):
+            raise ValueError("With a `self_attention_cache` the self-attention is causal over "
+                             "the cache: give no `decoder_padding_mask` and keep "
+                             "`use_causal_mask=True`.")
+        if not cached and self_attention_cache_update_index is not None:
+            raise ValueError(f"`self_attention_cache_update_index` "
+                             f"({self_attention_cache_update_index!r}) was given without a "
+                             f"`self_attention_cache`.")
         self_mask = None
         if decoder_padding_mask is not None:
             self_mask = ops.expand_dims(
                 _require_mask("decoder_padding_mask", decoder_padding_mask, (batch, length)), 1)
-        if use_causal_mask:
+        if use_causal_mask and not cached:
             future = ops.expand_dims(causal_mask(ops.shape(x)[1]), 0)
             self_mask = future if self_mask is None else ops.logical_and(self_mask, future)
 
-        # Causal self-attention sublayer.
+        # Causal self-attention sublayer (with a cache: over the cached positions too).
         residual = x
         if self.normalize_first:
             x = self.self_attention_layer_norm(x)
-        x, self_scores = self.self_attention(x, x, attention_mask=self_mask,
-                                             return_attention_scores=True, training=training)
+        if cached:
+            x, self_scores, self_attention_cache = self.self_attention(
+                x, x, cache=self_attention_cache,
+                cache_update_index=self_attention_cache_update_index,
+                return_attention_scores=True, training=training)
+        else:
+            x, self_scores = self.self_attention(x, x, attention_mask=self_mask,
+                                                 return_attention_scores=True,
+                                                 training=training)
         x = self.self_attention_dropout(x, training=training)
         x = residual + x
         if not self.normalize_first:
@@ -273,9 +308,12 @@ class TransformerDecoderBlock(TransformerBlock):
                 x = self.cross_attention_layer_norm(x)
 
         x = self._feedforward_sublayer(x, training)
-        if not return_attention_scores:
-            return x
-        return (x, self_scores, cross_scores) if self.has_cross_attention else (x, self_scores)
+        outputs = [x]
+        if return_attention_scores:
+            outputs += [self_scores, cross_scores] if self.has_cross_attention else [self_scores]
+        if cached:
+            outputs.append(self_attention_cache)
+        return outputs[0] if len(outputs) == 1 else tuple(outputs)
 
     def copy_weights_from(self, keras_hub_layer):
         """Take the weights of a built ``keras_hub.layers.TransformerDecoder`` by name."""
