@@ -87,7 +87,7 @@ EXPECTED = {
         "02.1": (0, "Your `weights` is off by up to"),
         "02.2": (0, "Your `weights` do not sum to 1 along the keys"),
         "02.3": (0, "Your `output` is off by up to"),
-        "02.4": (0, "your τ is too small"),
+        "02.4": (0, "your weights differ from the softmax of"),
     }),
     "fake_results": ("ok", every(0, "not done yet: `")),
     "corrupt_json": ("invalid_notebook", every(0, "invalid notebook: the file is not JSON")),
@@ -505,15 +505,15 @@ def test_a_batch_mixing_lessons_grades_each_notebook_on_its_own_exercises(tmp_pa
     """Solutions and learner copies of three lessons in one folder: each notebook is graded on
     its own lesson's exercises only, out of that lesson's total; its cells for the other
     lessons' exercises are empty, and its `lesson` column says which lesson it was graded on."""
-    lessons = {"02": "02_attention_from_scratch.ipynb", "04": "04_luong_attention.ipynb",
-               "07": "07_multi_head_attention.ipynb"}
+    lessons = {"02": "02_attention_from_scratch.ipynb", "03": "03_bahdanau_attention.ipynb",
+               "07": "07_multi_head_attention.ipynb"}  # 4, 3 and 4 exercises
     folder = tmp_path / "class"
     folder.mkdir()
     students = {}
     for lesson, name in lessons.items():
         shutil.copyfile(ROOT / "notebooks" / "exercises" / name, folder / f"learner_{lesson}.ipynb")
         students[f"learner_{lesson}"] = lesson
-    for lesson in ("02", "04"):
+    for lesson in ("02", "03"):
         shutil.copyfile(ROOT / "solutions" / lessons[lesson], folder / f"solution_{lesson}.ipynb")
         students[f"solution_{lesson}"] = lesson
     (folder / "broken.ipynb").write_text('{"cells": [{"source": ["# EXERCISE 07.2\\n"')
