@@ -174,3 +174,75 @@ def test_softmax_attention_instead_of_linear_is_off():
         return weights @ values, state, normaliser
 
     assert reason_for("11.3", causal_linear_attention).startswith("Your `outputs` is off by")
+
+
+# --- Slips a learner makes, in the learner's own code, named by the check -------------------
+
+
+def test_an_upside_down_factor_guarded_for_the_first_block_is_named():
+    def online_softmax_update(running_max, running_sum, output, scores, values):
+        new_max = np.maximum(running_max, scores.max(axis=-1))
+        factor = np.where(np.isneginf(running_max), 0.0, np.exp(new_max - running_max))
+        weights = np.exp(scores - new_max[..., None])
+        return (new_max, running_sum * factor + weights.sum(axis=-1),
+                output * factor[..., None] + weights @ values)
+
+    assert reason_for("11.1", online_softmax_update).startswith(
+        "Your rescaling factor is upside down")
+
+
+def test_one_global_token_too_many_is_named():
+    def dilated_window_mask(length, window, dilation, global_tokens):
+        offsets = np.subtract.outer(np.arange(length), np.arange(length))
+        mask = (np.abs(offsets) <= window * dilation) & (offsets % dilation == 0)
+        mask[:global_tokens + 1] = True
+        mask[:, :global_tokens + 1] = True
+        return mask
+
+    assert reason_for("11.2", dilated_window_mask).startswith(
+        "You made one position too many global")
+
+
+def _learners_linear_attention(feature_map=lesson11.elu_plus_one, accumulate=True,
+                               full_chunks_only=False):
+    def causal_linear_attention(query, keys, values, chunk_size):
+        query, keys = feature_map(query), feature_map(keys)
+        state = np.zeros((*query.shape[:-2], query.shape[-1], values.shape[-1]))
+        normaliser = np.zeros(query.shape[:-2] + query.shape[-1:])
+        outputs = np.zeros(values.shape)
+        length = query.shape[-2]
+        stop = length - chunk_size + 1 if full_chunks_only else length
+        for start in range(0, stop, chunk_size):
+            q, k = query[..., start:start + chunk_size, :], keys[..., start:start + chunk_size, :]
+            v = values[..., start:start + chunk_size, :]
+            within = np.tril(q @ np.swapaxes(k, -1, -2))
+            numerator = q @ state + within @ v
+            denominator = (q @ normaliser[..., None])[..., 0] + within.sum(axis=-1)
+            outputs[..., start:start + chunk_size, :] = numerator / denominator[..., None]
+            state = (state if accumulate else 0) + np.swapaxes(k, -1, -2) @ v
+            normaliser = (normaliser if accumulate else 0) + k.sum(axis=-2)
+        return outputs, state, normaliser
+
+    return causal_linear_attention
+
+
+def test_the_learners_own_linear_attention_passes():
+    passes("11.3", _learners_linear_attention())
+
+
+def test_a_state_that_forgets_earlier_chunks_is_named():
+    assert reason_for("11.3", _learners_linear_attention(accumulate=False)).startswith(
+        "Your state holds only the last chunk's keys and values")
+
+
+def test_a_loop_over_full_chunks_only_is_named():
+    assert reason_for("11.3", _learners_linear_attention(full_chunks_only=True)).startswith(
+        "Your loop leaves out the last, shorter chunk")
+
+
+def test_relu_plus_one_as_the_feature_map_is_named():
+    def relu_plus_one(x):
+        return np.maximum(x, 0.0) + 1.0
+
+    assert reason_for("11.3", _learners_linear_attention(feature_map=relu_plus_one)).startswith(
+        "Your feature map is max(x, 0) + 1")

@@ -10,7 +10,7 @@ linear attention is ``φ(x) = elu(x) + 1`` (Katharopoulos et al. 2020).
 
 import numpy as np
 
-from course_lib.checks.core import Case, Exercise, Mistake, NamedOutputs
+from course_lib.checks.core import Case, Exercise, Mistake, NamedOutputs, matches_variant
 
 # --- References -----------------------------------------------------------------------------
 
@@ -53,15 +53,17 @@ def causal_linear_attention(query, keys, values, chunk_size):
 
 
 def _chunked(query, keys, values, chunk_size, mask_within=True, state_first=False,
-             within_chunk=True):
+             within_chunk=True, accumulate=True, full_chunks_only=False,
+             feature_map=elu_plus_one):
     """The reference, and with one switch flipped, a wrong answer."""
-    query_features, key_features = elu_plus_one(query), elu_plus_one(keys)
+    query_features, key_features = feature_map(query), feature_map(keys)
     values = np.asarray(values, dtype=np.float64)
     *leading, length, depth = np.shape(query)
     state = np.zeros((*leading, depth, values.shape[-1]))
     normaliser = np.zeros((*leading, depth))
     outputs = np.zeros((*leading, length, values.shape[-1]))
-    for start in range(0, length, chunk_size):
+    last_start = length - chunk_size + 1 if full_chunks_only else length
+    for start in range(0, last_start, chunk_size):
         chunk = slice(start, min(start + chunk_size, length))
         chunk_queries, chunk_keys = query_features[..., chunk, :], key_features[..., chunk, :]
         chunk_values = values[..., chunk, :]
@@ -77,8 +79,8 @@ def _chunked(query, keys, values, chunk_size, mask_within=True, state_first=Fals
         denominator = chunk_queries @ normaliser[..., None] + within.sum(axis=-1, keepdims=True)
         outputs[..., chunk, :] = numerator / denominator
         if not state_first:
-            state = state + np.swapaxes(chunk_keys, -1, -2) @ chunk_values
-            normaliser = normaliser + chunk_keys.sum(axis=-2)
+            state = (state if accumulate else 0.0) + np.swapaxes(chunk_keys, -1, -2) @ chunk_values
+            normaliser = (normaliser if accumulate else 0.0) + chunk_keys.sum(axis=-2)
     return outputs, state, normaliser
 
 
@@ -86,11 +88,13 @@ def _chunked(query, keys, values, chunk_size, mask_within=True, state_first=Fals
 
 
 def _update_variant(rescale_sum=True, rescale_output=True, inverted=False, block_max_only=False,
-                    old_max_weights=False, normalised=False):
+                    old_max_weights=False, normalised=False, first_block_guarded=False):
     def wrong(running_max, running_sum, output, scores, values):
         block_max = np.max(scores, axis=-1)
         new_max = block_max if block_max_only else np.maximum(running_max, block_max)
         rescale = np.exp(new_max - running_max) if inverted else np.exp(running_max - new_max)
+        if first_block_guarded:  # no keys seen yet: nothing to rescale
+            rescale = np.where(np.isneginf(running_max), 0.0, rescale)
         base = running_max if old_max_weights else new_max
         weights = np.exp(scores - base[..., None])
         new_sum = (running_sum * rescale if rescale_sum else running_sum) + weights.sum(-1)
@@ -104,7 +108,7 @@ def _update_variant(rescale_sum=True, rescale_output=True, inverted=False, block
 
 
 def _mask_variant(dilated=True, reach_times_dilation=True, strict=False, global_rows=True,
-                  global_columns=True, one_sided=False):
+                  global_columns=True, one_sided=False, extra_globals=0):
     def wrong(length, window, dilation, global_tokens):
         offsets = np.arange(length)[:, None] - np.arange(length)[None, :]
         reach = window * dilation if reach_times_dilation else window
@@ -113,7 +117,7 @@ def _mask_variant(dilated=True, reach_times_dilation=True, strict=False, global_
             local &= offsets % dilation == 0
         if one_sided:
             local &= offsets >= 0
-        is_global = np.arange(length) < global_tokens
+        is_global = np.arange(length) < global_tokens + extra_globals
         if global_rows:
             local = local | is_global[:, None]
         if global_columns:
@@ -159,6 +163,16 @@ def _elu(x):
 
 def _exp(x):
     return np.exp(np.asarray(x, dtype=np.float64))
+
+
+def _relu_plus_one(x):
+    return np.maximum(np.asarray(x, dtype=np.float64), 0.0) + 1.0
+
+
+def _guarded_inverted_sum(running_max, running_sum, output, scores, values):
+    """The running sum of an upside-down factor guarded for the first block (right there)."""
+    return _update_variant(inverted=True, first_block_guarded=True)(
+        running_max, running_sum, output, scores, values)[1]
 
 
 # --- Inputs: small, and shaped so that each usual mistake shows -------------------------------
@@ -242,6 +256,10 @@ def _first_output_is_the_first_value(case: Case, mine: NamedOutputs,
 
 # --- The exercises ----------------------------------------------------------------------------
 
+_INVERTED_RESCALE = ("Your rescaling factor is upside down: it grows the old terms when the "
+                     "maximum grows. Hint: exp(a − b) turns a term relative to b into one "
+                     "relative to a; which maximum is which here?")
+
 ONLINE_SOFTMAX_UPDATE = Exercise(
     exercise_id="11.1",
     function_name="online_softmax_update",
@@ -261,10 +279,7 @@ ONLINE_SOFTMAX_UPDATE = Exercise(
                 "Neither your running sum nor your output is rescaled when the maximum grows: "
                 "old and new terms end up measured against different maxima. Hint: multiply "
                 "the old terms by the exponential of the change of the maximum."),
-        Mistake(_update_variant(inverted=True),
-                "Your rescaling factor is upside down: it grows the old terms when the maximum "
-                "grows. Hint: exp(a − b) turns a term relative to b into one relative to a; "
-                "which maximum is which here?"),
+        Mistake(_update_variant(inverted=True), _INVERTED_RESCALE),
         Mistake(_update_variant(block_max_only=True),
                 "Your new maximum is the block's largest score alone, which forgets larger "
                 "scores seen in earlier blocks. Hint: the running maximum is over all the keys "
@@ -278,7 +293,9 @@ ONLINE_SOFTMAX_UPDATE = Exercise(
                 "unnormalised sum, divided once at the end. Hint: return the weighted sum of "
                 "the values as it is."),
     ),
-    properties=(_running_max_is_the_larger,),
+    properties=(_running_max_is_the_larger,
+                # an inverted factor with a guard for the first block: right there, wrong after
+                matches_variant("running_sum", _guarded_inverted_sum, _INVERTED_RESCALE)),
     shape_hints={"running_max": "one number per query: (..., Tq)",
                  "running_sum": "one number per query: (..., Tq)",
                  "output": "(..., Tq, dv)"},
@@ -312,6 +329,9 @@ DILATED_WINDOW_MASK = Exercise(
         Mistake(_mask_variant(global_columns=False),
                 "Your global tokens attend every position, but the other positions do not "
                 "attend them. Hint: a global token is global as a key too."),
+        Mistake(_mask_variant(extra_globals=1),
+                "You made one position too many global: global_tokens + 1 of them. Hint: with "
+                "global_tokens = 1, only position 0 is global; with 0, none."),
         Mistake(_mask_variant(one_sided=True),
                 "Your window only looks back (j ≤ i); this pattern looks both ways. Hint: use "
                 "the absolute offset |i − j|."),
@@ -345,6 +365,10 @@ CAUSAL_LINEAR_ATTENTION = Exercise(
         Mistake(_linear_variant(feature_map=_exp),
                 "Your feature map is exp(x); the one asked for is elu(x) + 1. Hint: elu(x) is x "
                 "for x > 0 and exp(x) − 1 otherwise."),
+        Mistake(_linear_variant(feature_map=_relu_plus_one),
+                "Your feature map is max(x, 0) + 1, flat at 1 for every negative input; "
+                "elu(x) + 1 is exp(x) there. Hint: elu is x for x > 0 and exp(x) − 1 "
+                "otherwise (relu is not elu)."),
         Mistake(_linear_variant(map_values=True),
                 "You applied the feature map to the values too; it maps only queries and keys "
                 "(it replaces the exponential of q · k). Hint: the state adds the values as "
@@ -363,12 +387,21 @@ CAUSAL_LINEAR_ATTENTION = Exercise(
                 "Your positions read only the earlier chunks, through the state, and leave out "
                 "their own chunk. Hint: add the masked products within the chunk to both the "
                 "numerator and the denominator."),
+        Mistake(lambda q, k, v, c: _chunked(q, k, v, c, accumulate=False),
+                "Your state holds only the last chunk's keys and values: each chunk replaces "
+                "the state instead of adding to it, so the earlier chunks are forgotten. Hint: "
+                "S and z are running sums over every token so far."),
+        Mistake(lambda q, k, v, c: _chunked(q, k, v, c, full_chunks_only=True),
+                "Your loop leaves out the last, shorter chunk (the whole sequence when "
+                "chunk_size exceeds its length): those positions get no output and never reach "
+                "the state. Hint: the chunks must cover every position up to the end."),
     ),
     properties=(_first_output_is_the_first_value,),
     shape_hints={"outputs": "(..., T, dv)", "state": "(..., d, dv), whatever T and the chunks",
                  "normaliser": "(..., d)"},
     error_hint="the inputs may have any number of leading axes: take the positions (and the "
-               "chunks) along the second-to-last axis, and let the products act on the last two.",
+               "chunks) along the second-to-last axis, and let the products act on the last two; "
+               "the last chunk may be shorter than chunk_size, even the whole sequence.",
     nan_hint="with φ(x) = elu(x) + 1 every feature is positive, so the denominator at position "
              "t is positive once token t is in the sums.",
     hint="work two positions by hand: after token 0 the output must be v_0; after token 1 a "
