@@ -274,7 +274,11 @@ BLOCK_SLIPS = {
                                                       "attention_mask=None")),
                                 "ignores `encoder_padding_mask`"),
     "decoder padding ignored": (("attention_mask=self_mask, use_causal_mask=True",
-                                 "use_causal_mask=True"), "ignores `decoder_padding_mask`"),
+                                 "use_causal_mask=True"), "attend to the decoder's padding"),
+    "decoder padding on the queries": (
+        ("decoder_padding_mask[:, None, :]", "decoder_padding_mask[:, :, None]"),
+        "it hides queries (rows) instead of keys"),
+
     "pre-LN first step": (("h = self.self_attention_norm(x + attended)",
                            "h = x + self.self_attention(*[self.self_attention_norm(x)] * 2, "
                            "attention_mask=self_mask, use_causal_mask=True)"),
@@ -295,6 +299,21 @@ def test_a_slip_in_the_block_fails_on_every_seed_with_its_name(slip, seed):
     verdict = run_check("08.3", block(replacement), seed=seed)
     assert not verdict.passed
     assert message is None or message in verdict.reason, verdict.reason
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_a_block_that_normalises_each_sublayer_before_the_residual_is_named(seed):
+    """x + norm(sublayer(x)) at every step: neither post-LN nor pre-LN."""
+    verdict = run_check("08.3", block(
+        ("h = self.self_attention_norm(x + attended)",
+         "h = x + self.self_attention_norm(attended)"),
+        ("h = self.cross_attention_norm(h + looked_up)",
+         "h = h + self.cross_attention_norm(looked_up)"),
+        ("return self.feed_forward_norm(h + self.output_dense(self.intermediate(h)))",
+         "return h + self.feed_forward_norm(self.output_dense(self.intermediate(h)))")), seed=seed)
+    assert not verdict.passed
+    assert verdict.reason.startswith("You normalise each sublayer's output and then add it"), (
+        verdict.reason)
 
 
 def test_a_block_whose_sublayer_has_another_name_is_told_the_contract():

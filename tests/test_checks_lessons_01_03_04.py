@@ -177,8 +177,8 @@ def test_one_accuracy_instead_of_two():
 
 
 # --- 01.4 AttentionSeq2Seq (build: trains) -----------------------------------------------------
-# Each run trains a small model (about 10 s of one core): a few seeds, the solution and the two
-# usual slips, the bottleneck and the unmasked source.
+# Each run trains a small model (about 10 s of one core): a few seeds, the solution and three
+# usual slips: the bottleneck, the unmasked source and the softmax over the decoder steps.
 
 WITH_CONTEXT = ("return self.classifier(self.combine(ops.concatenate([decoder_outputs, context], "
                 "axis=-1)))")
@@ -212,6 +212,18 @@ def test_a_seq2seq_that_reads_padding_is_named():
     assert not verdict.passed
     assert verdict.reason.startswith("Your model's logits change when the same sources come "
                                      "with more padding")
+
+
+def test_a_seq2seq_whose_attention_is_normalised_over_the_decoder_steps_is_named():
+    """The softmax over the wrong axis (the queries'): each weight then depends on every
+    decoder step's output, later ones included."""
+    verdict = run_check("01.4", seq2seq(
+        ("weights = masked_softmax(scores, source_mask[:, None, :])",
+         "weights = ops.softmax(scores, axis=1) * ops.cast(source_mask[:, None, :], "
+         "scores.dtype)")))
+    assert not verdict.passed
+    assert "normalised over the decoder steps instead of the source positions" in (
+        verdict.reason), verdict.reason
 
 
 def test_the_seq2seq_judgement_reads_the_arrays_alone():

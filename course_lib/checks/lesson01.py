@@ -257,9 +257,11 @@ def seq2seq_judgement(case: Case, mine: NamedOutputs, expected: NamedOutputs) ->
     half = steps // 2
     if not np.allclose(mine["logits_with_later_inputs_changed"][:, :half], logits[:, :half],
                        atol=1e-4):
-        return ("Your decoder's logits at step t change when later decoder inputs change: it "
-                "reads ahead, which it cannot do when it decodes on its own. Hint: what does "
-                "the decoder see at step t?")
+        return ("Your decoder's logits at step t change when later decoder inputs change, so "
+                "it reads ahead (which it cannot do when it decodes on its own), as attention "
+                "weights normalised over the decoder steps instead of the source positions do. "
+                "Hint: over which positions must one decoder step's weights sum to 1, and does "
+                "any other layer look across the decoder steps?")
     lengths = test.source_lengths
     right = _sequence_accuracy(predictions, test.targets)
     long = float(np.mean(right[(lengths >= LONG[0]) & (lengths <= LONG[1])]))

@@ -121,7 +121,7 @@ def _attend(case, sublayer, query, value, mask, causal):
 def _decoder_block(case, x, *, causal=True, decoder_padding=True, encoder_padding=True,
                    pre_ln=False, norm_order=NORM_SUBLAYERS, cross_query="h",
                    cross_source="encoder", feed_forward_residual=True, relu=True,
-                   invert_encoder_mask=False):
+                   invert_encoder_mask=False, norm_the_sublayer=False):
     """The post-LN decoder block on ``x`` (switches: the usual mistakes); padded decoder
     positions are zeroed (a padded token's output means nothing)."""
     x = np.asarray(x, dtype=np.float64)
@@ -144,6 +144,8 @@ def _decoder_block(case, x, *, causal=True, decoder_padding=True, encoder_paddin
     def step(h, norm, sublayer, residual=True):
         if pre_ln is True or (pre_ln == "first" and sublayer is self_attention):
             return h + sublayer(norm(h))
+        if norm_the_sublayer:
+            return h + norm(sublayer(h))
         return norm(h + sublayer(h) if residual else sublayer(h))
 
     def self_attention(h):
@@ -653,8 +655,9 @@ DECODER_BLOCK = Exercise(
                 "tokens after it, so the future leaks. Hint: a decoder's token i may see the "
                 "tokens up to i only."),
         Mistake(_block_mistake(decoder_padding=False),
-                "Your self-attention ignores `decoder_padding_mask`: real tokens attend to the "
-                "decoder's padding. Hint: padded decoder tokens must be hidden as keys."),
+                "Your self-attention lets real tokens attend to the decoder's padding: "
+                "`decoder_padding_mask` is ignored, or it hides queries (rows) instead of keys. "
+                "Hint: padded decoder tokens must be hidden as keys, the columns of the mask."),
         Mistake(_block_mistake(encoder_padding=False),
                 "Your cross-attention ignores `encoder_padding_mask`: the decoder attends to "
                 "the encoder's padding. Hint: padded source tokens must be hidden as keys."),
@@ -670,6 +673,10 @@ DECODER_BLOCK = Exercise(
                 "Your self-attention step is pre-LN, x + SelfAttention(norm(x)), while the "
                 "others are post-LN: this block is post-LN throughout, norm(x + sublayer(x)). "
                 "Hint: is the first norm applied to the sublayer's input or to the sum?"),
+        Mistake(_block_mistake(norm_the_sublayer=True),
+                "You normalise each sublayer's output and then add it to its input, "
+                "x + norm(sublayer(x)); post-LN normalises the sum, norm(x + sublayer(x)). "
+                "Hint: does the norm come before or after the residual addition?"),
         Mistake(_block_mistake(norm_order=("cross_attention_norm", "self_attention_norm",
                                            "feed_forward_norm")),
                 "You swapped the norms of the two attention steps: each sublayer has its own "
