@@ -41,6 +41,7 @@ from course_lib import digits
 from course_lib.estimators import gumbel_softmax, reinforce_losses, sample_choices
 from course_lib.layers import GlimpseSensor
 from course_lib.numpy_softmax import softmax
+from course_lib.shipped_weights import load_shipped_weights
 from course_lib.validation import require_positive_int
 
 CHOICES = ("soft", "reinforce", "gumbel")
@@ -52,6 +53,8 @@ TASK_SEED = 0
 CANVAS_SHAPE = (GRID * digits.SIDE, GRID * digits.SIDE, 1)
 SIZES = {"units": 64, "scorer_units": 16, "coarse_factor": 2, "temperature": 1.0}
 TRAINING = {"epochs": 20, "batch_size": 64, "learning_rate": 3e-3}
+SHIPPED_WEIGHTS = {"soft": "glimpse_soft.weights.h5", "reinforce": "glimpse_reinforce.weights.h5",
+                   "gumbel": "glimpse_gumbel.weights.h5"}
 
 
 @dataclass(frozen=True)
@@ -269,6 +272,15 @@ def build_glimpse_classifier(choice, seed=0, **sizes):
     model = GlimpseClassifier(choice, seed=seed, **{**SIZES, **sizes})
     model(np.zeros((1, *CANVAS_SHAPE), dtype="float32"))
     return model
+
+
+def load_shipped_glimpse_classifier(choice):
+    """The ``choice`` model (soft, reinforce with a baseline, gumbel) that
+    ``scripts/glimpse_attention.py`` ships in ``weights/`` (its first seed, float16)."""
+    if choice not in SHIPPED_WEIGHTS:
+        raise ValueError(f"`choice` must be one of {tuple(SHIPPED_WEIGHTS)}, received "
+                         f"{choice!r}.")
+    return load_shipped_weights(build_glimpse_classifier(choice), SHIPPED_WEIGHTS[choice])
 
 
 def predict(model, canvases, batch_size=512):

@@ -24,12 +24,15 @@ from keras import ops
 
 from course_lib.data import PAD_ID
 from course_lib.layers import AttentionPooling, MultiHeadAttention, SinusoidalPositionEncoding
+from course_lib.shipped_weights import load_shipped_weights
 from course_lib.validation import require_positive_int
 
 POOLINGS = ("attention", "uniform")
 SIZES = {"d_model": 32, "dropout": 0.2}
 TRAINING = {"epochs": 12, "batch_size": 64, "learning_rate": 3e-3, "patience": 2}
 SHIPPED_WEIGHTS = "sentiment_classifier.weights.h5"
+# The vocabulary the shipped weights were trained with: lesson 06's, ``load_sentiment()``.
+SHIPPED_VOCABULARY_FINGERPRINT = "2517091d4eebe30c"
 
 
 @keras.saving.register_keras_serializable(package="course_lib")
@@ -152,3 +155,15 @@ def accuracy(model, side):
     """The share of a side's sentences whose predicted label (P ≥ 0.5) is right."""
     probability = model.predict(side.ids, batch_size=512, verbose=0)[:, 0]
     return float(np.mean((probability >= 0.5) == (side.labels == 1)))
+
+
+def load_shipped_sentence_classifier(vocabulary):
+    """The attention classifier that ``scripts/attention_explanations.py`` ships in
+    ``weights/`` (its first seed, float16); a ValueError unless ``vocabulary`` is the one it
+    was trained with (``course_lib.sentiment.load_sentiment()``'s)."""
+    if vocabulary.fingerprint() != SHIPPED_VOCABULARY_FINGERPRINT:
+        raise ValueError(f"This vocabulary ({vocabulary.fingerprint()}) is not the one the "
+                         f"shipped classifier was trained with "
+                         f"({SHIPPED_VOCABULARY_FINGERPRINT}): use load_sentiment() with its "
+                         f"defaults.")
+    return load_shipped_weights(build_sentence_classifier(len(vocabulary)), SHIPPED_WEIGHTS)

@@ -39,8 +39,7 @@ from course_lib.training import Stopwatch  # noqa: E402
 MODELS = {"soft": {"choice": "soft"}, "reinforce": {"choice": "reinforce"},
           "reinforce_no_baseline": {"choice": "reinforce", "use_baseline": False},
           "gumbel": {"choice": "gumbel"}}
-SHIPPED = {"soft": "glimpse_soft.weights.h5", "reinforce": "glimpse_reinforce.weights.h5",
-           "gumbel": "glimpse_gumbel.weights.h5"}
+SHIPPED = glimpses.SHIPPED_WEIGHTS
 SEEDS = [0, 1, 2, 3, 4]
 MEASURE_AT = (0, 1, 2, 5, 10, 20)
 ROOT = Path(__file__).resolve().parent.parent
