@@ -66,8 +66,8 @@ def test_the_gumbel_reference_is_the_librarys_straight_through_estimator():
         np.testing.assert_array_equal(sample, ops.convert_to_numpy(
             relaxed_one_hot(perturbed, temperature)))
         for i in range(logits.shape[-1]):  # row i of the Jacobian: the gradient of z_i
-            gradient = input_gradient(lambda x, i=i: relaxed_one_hot(x, temperature)[:, i],
-                                      perturbed)
+            gradient = input_gradient(
+                lambda x, i=i, t=temperature: relaxed_one_hot(x, t)[:, i], perturbed)
             np.testing.assert_allclose(jacobian[:, i, :], gradient, rtol=1e-4, atol=1e-6)
 
 

@@ -82,14 +82,10 @@ def _gumbel_variant(logits, uniforms, temperature, noise="gumbel", noise_in_samp
     gumbel = {"gumbel": -np.log(-np.log(uniforms)), "exponential": -np.log(uniforms),
               "flipped": np.log(-np.log(uniforms))}[noise]
     perturbed = logits / temperature + gumbel if scale_first else logits + gumbel
-    relaxed = softmax((perturbed if scale_first else perturbed / temperature))
-    if not noise_in_jacobian:
-        relaxed_for_jacobian = softmax(logits / temperature)
-    else:
-        relaxed_for_jacobian = relaxed
+    relaxed = softmax(perturbed if scale_first else perturbed / temperature)
     chosen = np.argmax(perturbed if noise_in_sample else logits, axis=-1)
     sample = relaxed if soft_forward else np.eye(logits.shape[-1])[chosen]
-    y = relaxed_for_jacobian
+    y = relaxed if noise_in_jacobian else softmax(logits / temperature)
     jacobian = np.einsum("bi,ij->bij", y, np.eye(logits.shape[-1]))
     if outer:
         jacobian = jacobian - y[:, :, None] * y[:, None, :]
