@@ -8,14 +8,14 @@ attention weight ``a_t``         how much of the pooled vector comes from state 
                                  after self-attention mixes many words, not word ``t`` alone)
 :func:`gradient_times_input`     ``Σ_d x_{t,d} ∂f/∂x_{t,d}``: the first-order change in ``f`` if
                                  word ``t``'s vector were scaled to zero (Shrikumar et al. 2016;
-                                 Jain & Wallace 2019, §4.1 compare attention with gradients)
+                                 Jain & Wallace 2019 compare attention with gradients)
 :func:`leave_one_out`            ``f(x) − f(x without word t)``: the change when the word is
                                  deleted and the sentence closes up (Li et al. 2016; Jain &
-                                 Wallace 2019, §4.1)
+                                 Wallace 2019)
 ===============================  ================================================================
 
 :func:`rank_correlations` compares two accounts sentence by sentence with Kendall's τ_b over the
-real words (Jain & Wallace 2019, Table 2 do the same). :func:`permuted_weights` feeds the
+real words (as Jain & Wallace 2019 do). :func:`permuted_weights` feeds the
 counterfactual test (Jain & Wallace 2019, §4.2): shuffle the attention weights among the words
 and see whether the prediction moves; Wiegreffe & Pinter (2019) answer that a model whose output
 ignores such shuffles may still need attention, which is tested by training with uniform weights.
@@ -159,7 +159,7 @@ def permuted_weights(weights, mask, permutations, seed=0):
     """``permutations`` shuffles of each row's weights among its real words: ``(P, B, T)``.
 
     The multiset of weights stays (each row still sums to what it summed to); which word gets
-    which weight is random; padding keeps 0. Jain & Wallace 2019, §4.2.1.
+    which weight is random; padding keeps 0. Jain & Wallace 2019, §4.2.
     """
     permutations = require_positive_int("permutations", permutations)
     weights = np.asarray(weights, dtype=np.float64)

@@ -4,7 +4,7 @@ Gumbel-softmax estimators of ``∇_s E_{k ~ softmax(s)} [L_k]``.
 A model that *picks* one of ``K`` places (hard attention) cannot be differentiated with respect
 to the scores ``s`` that chose it: the choice is a step function of ``s``. Two ways around it:
 
-- **REINFORCE** (Williams 1992; hard attention in Mnih et al. 2014 and Xu et al. 2015, §4.1):
+- **REINFORCE** (Williams 1992; hard attention in Mnih et al. 2014 and Xu et al. 2015):
   since ``∇_s E[R] = E[(R − b) ∇_s log π_k]`` for any ``b`` that does not depend on the choice,
   sample ``k ~ π = softmax(s)``, observe the reward ``R_k``, and follow
   ``(R_k − b) ∇_s log π_k = (R_k − b)(e_k − π)``. Unbiased; its variance grows with
@@ -62,7 +62,7 @@ def gumbel_softmax(logits, temperature=1.0, hard=True, seed=None):
     With ``hard=True`` (straight-through) the forward value is exactly a one-hot sample whose
     choice ``k`` has probability ``softmax(logits)_k``; the gradient is that of
     ``softmax((logits + g) / τ)``. Jang et al. 2017, "Categorical Reparameterization with
-    Gumbel-Softmax", §2-3. ``(…, K) → (…, K)``.
+    Gumbel-Softmax". ``(…, K) → (…, K)``.
     """
     noise = gumbel_noise(ops.shape(logits), seed=seed, dtype=logits.dtype)
     return relaxed_one_hot(logits + noise, temperature, hard)
@@ -87,7 +87,7 @@ def reinforce_losses(log_probability, reward, baseline=None):
     """The two surrogate losses of REINFORCE with a learned baseline, one value per example.
 
     ``policy = −stop_gradient(R − b) · log π_k``: its gradient with respect to the scores is
-    ``−(R − b)(e_k − π)``, so minimising it climbs the expected reward (Williams 1992, eq. 11,
+    ``−(R − b)(e_k − π)``, so minimising it climbs the expected reward (Williams 1992,
     with a reinforcement baseline). ``baseline = (b − stop_gradient(R))²``: trains ``b`` to
     predict the reward, which shrinks ``|R − b|`` and so the estimator's variance. Neither
     passes a gradient into ``R``.

@@ -9,7 +9,7 @@ words mattered?
   magnitudes: a large negative effect matters as much as a large positive one), and how often
   the words they rank first coincide.
 - :func:`counterfactual_test`: the prediction with the attention weights shuffled among the
-  words (Jain & Wallace 2019, §4.2.1) or made uniform, the states left as they are.
+  words (Jain & Wallace 2019, §4.2) or made uniform, the states left as they are.
 
 Within a sentence the ranks do not depend on reading the logit or the probability: the sigmoid
 is increasing, so it keeps the order of leave-one-out's signed changes, and it scales every

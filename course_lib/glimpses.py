@@ -2,7 +2,7 @@
 
 A digit of :mod:`course_lib.digits` (8 × 8) is put in one of the ``K = 9`` cells of a 3 × 3 grid
 on a 24 × 24 canvas; every other cell gets a few 4 × 4 fragments cut from other digits of the
-same side of the split (the "cluttered" digits of Mnih et al. 2014, §4.1, made small). A model
+same side of the split (the "cluttered" digits of Mnih et al. 2014, made small). A model
 sees the whole canvas only coarsely (2 × 2 averages), scores the ``K`` cells from that view, and
 reads the chosen cell at full resolution:
 
@@ -25,7 +25,7 @@ choice         ``f``                                        how the scores learn
 =============  ===========================================  ===================================
 
 At test time the hard models read the glimpse with the highest score. The reward of REINFORCE is
-the log-likelihood, as in Xu et al. 2015 (§4.1) and Ba et al. 2015, so that all three estimators
+the log-likelihood, as in the hard attention of Xu et al. 2015, so that all three estimators
 estimate the gradient of one objective, ``E_k[L_k]`` (``L_k`` the cross-entropy when reading
 glimpse ``k``): :func:`location_gradient_statistics` measures their bias and variance exactly
 where it can (REINFORCE: every choice enumerated) and by sampling where it must (Gumbel noise).

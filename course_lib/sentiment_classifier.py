@@ -44,7 +44,7 @@ class SentenceClassifier(keras.Model):
         d_model: ``d``, the width of word vectors and states.
         dropout: the dropout rate in training.
         pooling: ``"attention"`` (a learned query) or ``"uniform"`` (the mean of the real
-            words' states: attention frozen to ``1/n``, Wiegreffe & Pinter 2019, §3.2).
+            words' states: attention frozen to ``1/n``, the baseline of Wiegreffe & Pinter 2019).
     """
 
     def __init__(self, vocabulary_size, d_model=32, dropout=0.2, pooling="attention", **kwargs):

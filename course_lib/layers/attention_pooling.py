@@ -1,6 +1,6 @@
 """Attention pooling: one learned query reads a sequence into one vector (the sentence vector of
 lesson 06's classifier; the attention of Yang et al. 2016, "Hierarchical Attention Networks",
-§2.2, with the query applied to the states directly)."""
+with the query applied to the states directly)."""
 
 import keras
 from keras import ops

@@ -1,5 +1,5 @@
 """A glimpse sensor: the image seen through one of K windows. Mnih et al. 2014, "Recurrent Models
-of Visual Attention", §3.1 (the sensor ρ(x, l)), reduced to one resolution and a grid of places."""
+of Visual Attention" (the sensor ρ(x, l)), reduced to one resolution and a grid of places."""
 
 import keras
 from keras import ops
