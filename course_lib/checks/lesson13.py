@@ -329,7 +329,9 @@ REINFORCE_BANDIT = Exercise(
     shape_hints={"logits": "(steps + 1, arms)", "baselines": "(steps + 1,)"},
     error_hint="uniforms and noise are (steps, plays); means is (arms,); keep the logits as a "
                "vector of arms and the baseline as one number.",
-    hint="run two steps by hand on a 3-armed case and compare each row of your logits.",
+    hint="each play's arm must come from its own uniform number (the first arm whose "
+         "cumulative probability exceeds it), not from a random generator; then run two steps "
+         "by hand on a 3-armed case and compare each row of your logits.",
 )
 
 STRAIGHT_THROUGH_GUMBEL = Exercise(
