@@ -26,6 +26,7 @@ from course_lib.attribution import (
     rank_correlations,
 )
 from course_lib.data import PAD_ID
+from course_lib.validation import require_positive_int
 
 ACCOUNTS = ("attention", "gradient_times_input", "leave_one_out")
 PAIRS = (("attention", "gradient_times_input"), ("attention", "leave_one_out"),
@@ -66,6 +67,7 @@ def agreement(attributions, min_words=2):
         ``{"first/second": {"tau": (B,) with NaN for short or constant sentences,
         "same_top_word": (B,) bool}}``.
     """
+    min_words = require_positive_int("min_words", min_words)
     mask = attributions["mask"] & (attributions["mask"].sum(axis=-1, keepdims=True)
                                    >= min_words)
     result = {}

@@ -460,6 +460,8 @@ def location_gradient_statistics(model, data, draws=256, seed=0, size=300):
         A dict of floats (mean over the canvases): ``exact_norm``, and for each estimator
         ``*_variance`` (trace of the covariance) and ``gumbel_bias``.
     """
+    draws = require_positive_int("draws", draws, minimum=2)
+    size = require_positive_int("size", size)
     canvases, labels = data.canvases[:size], data.labels[:size]
     scores, features, kernel, bias, baseline = glimpse_parts(model, canvases)
     all_logits = features @ kernel + bias  # (B, K, C)

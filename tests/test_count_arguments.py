@@ -10,6 +10,7 @@ import pytest
 from course_lib import (
     attribution,
     data,
+    explanations,
     forecasting,
     glimpses,
     models,
@@ -93,6 +94,12 @@ CALLS = {
         lambda ids: np.zeros(len(ids)), np.ones((2, 3), "int32"), batch_size=value),
     "permutations": lambda value: attribution.permuted_weights(np.ones((2, 3)),
                                                                np.ones((2, 3), bool), value),
+    "gradient_statistics_draws": lambda value: glimpses.location_gradient_statistics(
+        None, None, draws=value),
+    "gradient_statistics_size": lambda value: glimpses.location_gradient_statistics(
+        None, None, size=value),
+    "agreement_min_words": lambda value: explanations.agreement(
+        {"mask": np.ones((2, 3), bool)}, min_words=value),
 }
 NAMES = {"bahdanau_units": "units", "luong_units": "units", "local_half_width": "half_width",
          "local_position_units": "position_units", "mha_num_heads": "num_heads",
@@ -116,7 +123,8 @@ NAMES = {"bahdanau_units": "units", "luong_units": "units", "local_half_width": 
          "glimpse_classifier_classes": "classes",
          "sentence_classifier_vocabulary": "vocabulary_size",
          "sentence_classifier_d_model": "d_model", "leave_one_out_batch_size": "batch_size",
-         "permutations": "permutations"}
+         "permutations": "permutations", "gradient_statistics_draws": "draws",
+         "gradient_statistics_size": "size", "agreement_min_words": "min_words"}
 
 
 @pytest.mark.parametrize("value", [True, 2.5, 2.0, 0, -1, "2"],
