@@ -24,7 +24,7 @@ def reason_for(exercise_id, function):
 
 def test_each_bandit_step_follows_the_librarys_reinforce_surrogate():
     case = EXERCISES["13.1"].cases(CHECK_SEED)[1]
-    logits, baselines = lesson13.reinforce_bandit(*case.values())
+    logits, baselines, _ = lesson13.reinforce_bandit(*case.values())
     rate = case["learning_rate"]
     for step in range(3):
         arms = lesson13._sample(softmax(logits[step]), case["uniforms"][step])
@@ -43,11 +43,11 @@ def test_each_bandit_step_follows_the_librarys_reinforce_surrogate():
 def test_the_bandit_learns_the_best_arm_and_the_baseline_the_reward():
     rng = np.random.default_rng(1)
     means = np.array([0.5, 2.0, 1.0, 1.5])
-    logits, baselines = lesson13.reinforce_bandit(means, rng.uniform(size=(300, 16)),
-                                                  rng.normal(scale=0.5, size=(300, 16)), 0.5,
-                                                  0.2)
+    logits, baselines, mean_rewards = lesson13.reinforce_bandit(
+        means, rng.uniform(size=(300, 16)), rng.normal(scale=0.5, size=(300, 16)), 0.5, 0.2)
     assert softmax(logits[-1])[1] > 0.9
     assert abs(baselines[-1] - 2.0) < 0.3
+    assert mean_rewards[:5].mean() < 1.6 < 1.9 < mean_rewards[-50:].mean()  # uniform: 1.25
 
 
 def test_the_sampling_rule_follows_the_probabilities():
@@ -99,9 +99,10 @@ def test_the_handed_in_model_reads_positions_and_ignores_padding():
 
 def test_rows_that_do_not_start_at_zero_are_named():
     def reinforce_bandit(means, uniforms, noise, learning_rate, baseline_rate):
-        logits, baselines = lesson13.reinforce_bandit(means, uniforms, noise, learning_rate,
-                                                      baseline_rate)
-        return logits[1:].repeat([1] * (len(logits) - 2) + [2], axis=0), baselines + 0.1
+        logits, baselines, mean_rewards = lesson13.reinforce_bandit(
+            means, uniforms, noise, learning_rate, baseline_rate)
+        return (logits[1:].repeat([1] * (len(logits) - 2) + [2], axis=0), baselines + 0.1,
+                mean_rewards)
 
     assert reason_for("13.1", reinforce_bandit).startswith(
         "Your first rows are not the starting values")

@@ -40,7 +40,7 @@ def _bandit_variant(means, uniforms, noise, learning_rate, baseline_rate, subtra
     means = np.asarray(means, dtype=np.float64)
     steps, _ = np.shape(uniforms)
     logits, baseline = np.zeros(len(means)), 0.0
-    logit_rows, baselines = [logits.copy()], [baseline]
+    logit_rows, baselines, mean_rewards = [logits.copy()], [baseline], []
     first_probabilities = softmax(logits)
     for step in range(steps):
         probabilities = first_probabilities if frozen_policy else softmax(logits)
@@ -49,6 +49,7 @@ def _bandit_variant(means, uniforms, noise, learning_rate, baseline_rate, subtra
         else:
             arms = _sample(probabilities, uniforms[step])
         rewards = means[arms] + noise[step]
+        mean_rewards.append(np.mean(rewards))
         if update_baseline_first:
             baseline = baseline + baseline_rate * np.mean(rewards - baseline)
         advantages = rewards - baseline if subtract else rewards
@@ -63,15 +64,16 @@ def _bandit_variant(means, uniforms, noise, learning_rate, baseline_rate, subtra
                 baseline = baseline + baseline_rate * np.mean(rewards)
         logit_rows.append(logits.copy())
         baselines.append(baseline)
-    return np.array(logit_rows), np.array(baselines)
+    return np.array(logit_rows), np.array(baselines), np.array(mean_rewards)
 
 
 def reinforce_bandit(means, uniforms, noise, learning_rate, baseline_rate):
     """REINFORCE with a learned baseline on a ``K``-armed bandit: logits and baseline start at
     0; at each step every play samples an arm from ``π = softmax(logits)`` with its uniform
     number, gets ``means[k] + noise``, and then ``logits += lr · mean((r − b)(e_k − π))``,
-    ``b += baseline_rate · mean(r − b)``. Returns ``(logits (T + 1, K), baselines (T + 1,))``,
-    row 0 the start, row t + 1 after step t."""
+    ``b += baseline_rate · mean(r − b)``. Returns ``(logits (T + 1, K), baselines (T + 1,),
+    mean_rewards (T,))``: rows 0 the start, row t + 1 after step t; the mean reward of each
+    step's plays."""
     return _bandit_variant(means, uniforms, noise, learning_rate, baseline_rate)
 
 
@@ -286,7 +288,7 @@ REINFORCE_BANDIT = Exercise(
     function_name="reinforce_bandit",
     make_cases=bandit_cases,
     reference=reinforce_bandit,
-    outputs=("logits", "baselines"),
+    outputs=("logits", "baselines", "mean_rewards"),
     mistakes=(
         Mistake(_bandit_mistake(subtract=False),
                 "Your policy steps use the reward itself, not the reward minus the baseline: the "
@@ -326,7 +328,8 @@ REINFORCE_BANDIT = Exercise(
                 "logits at every step."),
     ),
     properties=(starts_at_zero,),
-    shape_hints={"logits": "(steps + 1, arms)", "baselines": "(steps + 1,)"},
+    shape_hints={"logits": "(steps + 1, arms)", "baselines": "(steps + 1,)",
+                 "mean_rewards": "(steps,)"},
     error_hint="uniforms and noise are (steps, plays); means is (arms,); keep the logits as a "
                "vector of arms and the baseline as one number.",
     hint="each play's arm must come from its own uniform number (the first arm whose "
