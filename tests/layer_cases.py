@@ -13,8 +13,10 @@ import keras
 import numpy as np
 
 from course_lib.layers import (
+    AttentionPooling,
     BahdanauAttention,
     ClassToken,
+    GlimpseSensor,
     LearnedPositionEmbedding,
     LuongAttention,
     MultiHeadAttention,
@@ -205,4 +207,12 @@ LAYER_CASES = [
               lambda layer, x: layer(x["tokens"])),
     LayerCase("learned_position_embedding", lambda: LearnedPositionEmbedding(9),
               {"x": (7, 6)}, lambda layer, x: x["x"] + layer(x["x"])),
+    LayerCase("glimpse_sensor", lambda: GlimpseSensor(2), {"images": (4, 6, 2)},
+              lambda layer, x: layer(x["images"])),
+    # the location of each image: the brightest of the 6 pixels of its first row, 0 … 5
+    LayerCase("glimpse_sensor_at_locations", lambda: GlimpseSensor(2), {"images": (4, 6, 1)},
+              lambda layer, x: layer(x["images"],
+                                     keras.ops.argmax(x["images"][:, 0, :, 0], axis=-1))),
+    LayerCase("attention_pooling", lambda: AttentionPooling(), {"values": (5, 6), "mask": (5,)},
+              lambda layer, x: layer(x["values"], x["mask"]), bool_inputs=("mask",)),
 ]

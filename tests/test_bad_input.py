@@ -7,14 +7,18 @@ import re
 
 import keras
 import keras_hub
+import numpy as np
 import pytest
 
 from course_lib import forecasting
 from course_lib.attention import masked_softmax, scaled_dot_product_attention
 from course_lib.attention_maps import attention_rollout, mean_attention_distance
+from course_lib.attribution import gradient_times_input, rank_correlations
 from course_lib.layers import (
+    AttentionPooling,
     BahdanauAttention,
     ClassToken,
+    GlimpseSensor,
     LearnedPositionEmbedding,
     LuongAttention,
     MultiHeadAttention,
@@ -181,6 +185,22 @@ CASES = {
     "forecaster_heads_do_not_divide_d_model": (
         lambda: forecasting.build_attention_forecaster(d_model=16, num_heads=3),
         r"`d_model` \(16\) must be a multiple of `num_heads` \(3\)"),
+    # Lesson 13: glimpses, attention pooling, attributions
+    "glimpse_sensor_width_not_a_multiple": (
+        lambda: GlimpseSensor(4)(t(2, 8, 6, 1)),
+        shapes((2, 8, 6, 1)) + r".*width 6.*glimpse_size=4"),
+    "glimpse_sensor_rank_3_images": (
+        lambda: GlimpseSensor(4)(t(8, 8, 1)), shapes((8, 8, 1))),
+    "glimpse_sensor_one_location_too_few": (
+        lambda: GlimpseSensor(4)(t(3, 8, 8, 1), np.array([0, 1])), shapes((2,), (3, 8, 8, 1))),
+    "attention_pooling_rank_2_values": (
+        lambda: AttentionPooling()(t(5, 6)), shapes((5, 6))),
+    "attention_pooling_mask_of_another_length": (
+        lambda: AttentionPooling()(t(2, 5, 6), random_bool((2, 4))), shapes((2, 4), (2, 5, 6))),
+    "gradient_times_input_rank_2": (
+        lambda: gradient_times_input(lambda x: x, t(2, 5)), shapes((2, 5))),
+    "rank_correlations_mask_of_another_shape": (
+        lambda: rank_correlations(t(2, 5), t(2, 5), random_bool((2, 4))), shapes((2, 4), (2, 5))),
     # copy_weights_from a layer that does not match
     "copy_mha_heads_differ": (
         lambda: MultiHeadAttention(4, 2).copy_weights_from(keras_mha(2, 4)),

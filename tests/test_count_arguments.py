@@ -8,9 +8,12 @@ import numpy as np
 import pytest
 
 from course_lib import (
+    attribution,
     data,
+    explanations,
     forecasting,
     generation,
+    glimpses,
     gpt,
     models,
     sentiment,
@@ -30,6 +33,7 @@ from course_lib.efficient_attention import (
 from course_lib.layers import (
     BahdanauAttention,
     CachedMultiHeadAttention,
+    GlimpseSensor,
     LearnedPositionEmbedding,
     LocalAttention,
     LuongAttention,
@@ -39,6 +43,7 @@ from course_lib.layers import (
     TransformerEncoderBlock,
 )
 from course_lib.recall import RecallModel, associative_recall_task
+from course_lib.sentiment_classifier import SentenceClassifier
 from course_lib.transformer_translator import TransformerTranslator
 from course_lib.validation import require_positive_int
 
@@ -102,6 +107,31 @@ CALLS = {
     "forecaster_hidden_units": lambda value: forecasting.build_attention_forecaster(
         hidden_units=value),
     "gru_forecaster_units": lambda value: forecasting.build_gru_forecaster(units=value),
+    "glimpse_size": lambda value: GlimpseSensor(value),
+    "canvas_grid": lambda value: glimpses.make_canvases(np.zeros((2, 8, 8, 1)), [0, 1],
+                                                        grid=value),
+    "canvas_copies": lambda value: glimpses.make_canvases(np.zeros((2, 8, 8, 1)), [0, 1],
+                                                          copies=value),
+    "canvas_fragment_size": lambda value: glimpses.make_canvases(
+        np.zeros((2, 8, 8, 1)), [0, 1], fragment_size=value),
+    "glimpse_classifier_units": lambda value: glimpses.GlimpseClassifier(units=value),
+    "glimpse_classifier_scorer_units": lambda value: glimpses.GlimpseClassifier(
+        scorer_units=value),
+    "glimpse_classifier_coarse_factor": lambda value: glimpses.GlimpseClassifier(
+        coarse_factor=value),
+    "glimpse_classifier_classes": lambda value: glimpses.GlimpseClassifier(classes=value),
+    "sentence_classifier_vocabulary": lambda value: SentenceClassifier(value),
+    "sentence_classifier_d_model": lambda value: SentenceClassifier(10, d_model=value),
+    "leave_one_out_batch_size": lambda value: attribution.leave_one_out(
+        lambda ids: np.zeros(len(ids)), np.ones((2, 3), "int32"), batch_size=value),
+    "permutations": lambda value: attribution.permuted_weights(np.ones((2, 3)),
+                                                               np.ones((2, 3), bool), value),
+    "gradient_statistics_draws": lambda value: glimpses.location_gradient_statistics(
+        None, None, draws=value),
+    "gradient_statistics_size": lambda value: glimpses.location_gradient_statistics(
+        None, None, size=value),
+    "agreement_min_words": lambda value: explanations.agreement(
+        {"mask": np.ones((2, 3), bool)}, min_words=value),
 }
 NAMES = {"bahdanau_units": "units", "luong_units": "units", "local_half_width": "half_width",
          "local_position_units": "position_units", "mha_num_heads": "num_heads",
@@ -125,7 +155,16 @@ NAMES = {"bahdanau_units": "units", "luong_units": "units", "local_half_width": 
          "gru_forecaster_units": "units", "tiled_block_size": "block_size",
          "sparse_block_size": "block_size", "causal_linear_chunk_size": "chunk_size",
          "window_mask_length": "length", "recall_num_pairs": "num_pairs",
-         "recall_key_dim": "key_dim"}
+         "recall_key_dim": "key_dim", "glimpse_size": "glimpse_size",
+         "canvas_grid": "grid", "canvas_copies": "copies",
+         "canvas_fragment_size": "fragment_size", "glimpse_classifier_units": "units",
+         "glimpse_classifier_scorer_units": "scorer_units",
+         "glimpse_classifier_coarse_factor": "coarse_factor",
+         "glimpse_classifier_classes": "classes",
+         "sentence_classifier_vocabulary": "vocabulary_size",
+         "sentence_classifier_d_model": "d_model", "leave_one_out_batch_size": "batch_size",
+         "permutations": "permutations", "gradient_statistics_draws": "draws",
+         "gradient_statistics_size": "size", "agreement_min_words": "min_words"}
 
 
 @pytest.mark.parametrize("value", [True, 2.5, 2.0, 0, -1, "2"],

@@ -72,6 +72,7 @@ from course_lib.checks import (
     lesson09,
     lesson11,
     lesson12,
+    lesson13,
 )
 from course_lib.checks.core import (
     CHECK_SEED,
@@ -83,7 +84,7 @@ from course_lib.checks.core import (
 )
 
 _LESSON_MODULES = (lesson01, lesson02, lesson03, lesson04, lesson05, lesson06, lesson07,
-                   lesson08, lesson09, lesson11, lesson12)
+                   lesson08, lesson09, lesson11, lesson12, lesson13)
 
 
 def _build_registry() -> dict[str, Exercise]:

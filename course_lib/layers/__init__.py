@@ -5,9 +5,11 @@ with a ``ValueError`` naming the shapes, and, where Keras has a counterpart, off
 ``copy_weights_from(keras_layer)`` so a test or a lesson proves the two equal.
 """
 
+from course_lib.layers.attention_pooling import AttentionPooling
 from course_lib.layers.bahdanau import BahdanauAttention
 from course_lib.layers.cached_attention import CachedMultiHeadAttention
 from course_lib.layers.class_token import ClassToken
+from course_lib.layers.glimpse_sensor import GlimpseSensor
 from course_lib.layers.local_attention import LocalAttention
 from course_lib.layers.luong import LuongAttention
 from course_lib.layers.multi_head_attention import MultiHeadAttention
@@ -18,9 +20,11 @@ from course_lib.layers.query_values_attention import QueryValuesAttention
 from course_lib.layers.transformer import TransformerDecoderBlock, TransformerEncoderBlock
 
 __all__ = [
+    "AttentionPooling",
     "BahdanauAttention",
     "CachedMultiHeadAttention",
     "ClassToken",
+    "GlimpseSensor",
     "LearnedPositionEmbedding",
     "LocalAttention",
     "LuongAttention",
