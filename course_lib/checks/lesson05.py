@@ -373,37 +373,24 @@ def _bayes_with_fixed_distribution(transition, initial, length):
     return (np.max(initial) + (length - 1) * (initial @ np.max(transition, axis=1))) / length
 
 
-def _bayes_best_of_columns(transition, initial, length):
-    """The best guess after token i read from column i (the maximum over axis 0)."""
-    transition = np.asarray(transition, dtype=np.float64)
-    distribution = np.asarray(initial, dtype=np.float64)
-    total = distribution.max()
-    for _ in range(length - 1):
-        total += distribution @ transition.max(axis=0)
-        distribution = distribution @ transition
-    return total / length
-
-
-def _bayes_moving_the_wrong_way(transition, initial, length):
-    """The distribution moved on as P p (a column vector) instead of p P."""
-    transition = np.asarray(transition, dtype=np.float64)
-    distribution = np.asarray(initial, dtype=np.float64)
-    total = distribution.max()
-    for _ in range(length - 1):
-        total += distribution @ transition.max(axis=1)
-        distribution = transition @ distribution
-    return total / length
-
-
-def _bayes_one_step_ahead(transition, initial, length):
-    """Weights the guess after token t by the distribution of token t + 1 (one step too far)."""
-    transition = np.asarray(transition, dtype=np.float64)
-    distribution = np.asarray(initial, dtype=np.float64)
-    total = distribution.max()
-    for _ in range(length - 1):
-        distribution = distribution @ transition
-        total += distribution @ transition.max(axis=1)
-    return total / length
+def _bayes_variant(*, best_axis=1, move_as_column=False, one_step_ahead=False):
+    """The chain's best-guess accuracy with one slip: the best guess after a token read from
+    the wrong axis of the transition matrix (``best_axis=0``, the maximum over columns), the
+    distribution moved on as P p instead of p P, or the guess after token t weighted by the
+    distribution of token t + 1."""
+    def wrong(transition, initial, length):
+        transition = np.asarray(transition, dtype=np.float64)
+        distribution = np.asarray(initial, dtype=np.float64)
+        best_next = transition.max(axis=best_axis)
+        total = distribution.max()
+        for _ in range(length - 1):
+            moved = transition @ distribution if move_as_column else distribution @ transition
+            if one_step_ahead:
+                distribution = moved
+            total += distribution @ best_next
+            distribution = moved
+        return total / length
+    return wrong
 
 
 # --- The exercises ------------------------------------------------------------------------------
@@ -672,11 +659,11 @@ BAYES_ACCURACY = Exercise(
                 "You read the transition matrix transposed: row i is the distribution of the "
                 "token after i, so P[i, j] = P(next = j | current = i). Hint: along which axis "
                 "of `transition` does the next token vary?"),
-        Mistake(_bayes_best_of_columns,
+        Mistake(_bayes_variant(best_axis=0),
                 "Your best guess after token i takes the maximum over a column of the transition "
                 "matrix (axis 0); the distribution of the token after i is row i. Hint: the "
                 "chance of the best guess after i is the largest entry of row i."),
-        Mistake(_bayes_moving_the_wrong_way,
+        Mistake(_bayes_variant(move_as_column=True),
                 "You move the token distribution on with the transition matrix on the wrong "
                 "side (P p instead of p P), which mixes the rows of P. Hint: p_(t+1)(j) sums "
                 "p_t(i) P[i, j] over i."),
@@ -697,7 +684,7 @@ BAYES_ACCURACY = Exercise(
         Mistake(_bayes_with_fixed_distribution,
                 "You use `initial` as the distribution of the previous token at every step. "
                 "Hint: it changes along the sequence: p_(t+1) = p_t P."),
-        Mistake(_bayes_one_step_ahead,
+        Mistake(_bayes_variant(one_step_ahead=True),
                 "Off by one step: you weight the guess after token t by the distribution of "
                 "token t + 1. Hint: the guess for token 2 uses the distribution of token 1, "
                 "which is `initial`."),
