@@ -36,7 +36,7 @@ from course_lib.validation import (
 )
 
 
-def _large_negative(dtype):
+def large_negative(dtype):
     """A finite stand-in for minus infinity: softmax sends it to zero without producing NaN."""
     return -3e4 if str(dtype) in ("float16", "bfloat16") else -1e9
 
@@ -65,7 +65,7 @@ def masked_softmax(scores, mask=None, axis=-1):
         hint=" A padding mask of shape (batch, keys) needs a query axis: mask[:, None, :].",
     )
     mask = ops.cast(mask, "bool")
-    masked_scores = ops.where(mask, scores, ops.cast(_large_negative(scores.dtype), scores.dtype))
+    masked_scores = ops.where(mask, scores, ops.cast(large_negative(scores.dtype), scores.dtype))
     weights = ops.softmax(masked_scores, axis=axis)
     # Zero the masked entries explicitly, so a fully masked row becomes zeros, not uniform.
     return weights * ops.cast(mask, weights.dtype)
@@ -136,6 +136,20 @@ def _check_query_and_keys(query, keys):
     return query_shape, keys_shape
 
 
+def check_attention_inputs(query, keys, values):
+    """Raise a ``ValueError`` naming the shapes unless query ``(..., Tq, d)``, keys
+    ``(..., Tk, d)`` and values ``(..., Tk, dv)`` fit together; return the three static shapes.
+    """
+    query_shape, keys_shape = _check_query_and_keys(query, keys)
+    require_same_dim("Query and key depths", "query", query_shape, -1, "keys", keys_shape, -1)
+    values_shape = require_rank("values", values, len(keys_shape))
+    require_same_dim("Key and value lengths", "keys", keys_shape, -2, "values", values_shape, -2)
+    for axis in range(len(keys_shape) - 2):
+        require_same_dim("Batch dimensions", "keys", keys_shape, axis, "values", values_shape,
+                         axis)
+    return query_shape, keys_shape, values_shape
+
+
 def dot_score(query, keys):
     """Luong's dot score ``e_ij = q_i . k_j``: query ``(..., Tq, d)``, keys ``(..., Tk, d)``."""
     query_shape, keys_shape = _check_query_and_keys(query, keys)
@@ -195,12 +209,7 @@ def scaled_dot_product_attention(query, keys, values, mask=None, causal=False):
         ``(output, weights)``: output ``(..., Tq, dv)``, weights ``(..., Tq, Tk)``. A query
         whose keys are all masked gets zero weights and a zero output.
     """
-    keys_shape = _check_query_and_keys(query, keys)[1]
-    values_shape = require_rank("values", values, len(keys_shape))
-    require_same_dim("Key and value lengths", "keys", keys_shape, -2, "values", values_shape, -2)
-    for axis in range(len(keys_shape) - 2):
-        require_same_dim("Batch dimensions", "keys", keys_shape, axis, "values", values_shape,
-                         axis)
+    check_attention_inputs(query, keys, values)
     depth = ops.cast(ops.shape(query)[-1], query.dtype)
     scores = dot_score(query, keys) / ops.sqrt(depth)
     if causal:

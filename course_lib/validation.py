@@ -8,8 +8,6 @@ checked: they are checked again when real data flows.
 
 import numbers
 
-from keras import ops
-
 
 def static_shape(tensor):
     """The shape of ``tensor`` as a tuple, with ``None`` for dimensions unknown at trace time.
@@ -17,6 +15,10 @@ def static_shape(tensor):
     While a functional model is traced, an unknown dimension is ``None``, a tensor (TensorFlow)
     or a symbolic dimension (JAX); only plain integers count as known.
     """
+    # Imported here, not at the top: NumPy-only modules (course_lib.data, the exercise checks that
+    # every graded kernel loads) use this module's count checks without loading a backend.
+    from keras import ops
+
     return tuple(int(d) if isinstance(d, numbers.Integral) else None for d in ops.shape(tensor))
 
 

@@ -14,8 +14,10 @@ import numpy as np
 
 from course_lib.layers import (
     AlibiBias,
+    AttentionPooling,
     BahdanauAttention,
     ClassToken,
+    GlimpseSensor,
     GroupedQueryAttention,
     LearnedPositionEmbedding,
     LuongAttention,
@@ -235,4 +237,12 @@ LAYER_CASES = [
         {"x": (6, 8), "decoder_padding_mask": (6,)},
         lambda layer, x: layer(x["x"], decoder_padding_mask=x["decoder_padding_mask"]),
         bool_inputs=("decoder_padding_mask",)),
+    LayerCase("glimpse_sensor", lambda: GlimpseSensor(2), {"images": (4, 6, 2)},
+              lambda layer, x: layer(x["images"])),
+    # the location of each image: the brightest of the 6 pixels of its first row, 0 … 5
+    LayerCase("glimpse_sensor_at_locations", lambda: GlimpseSensor(2), {"images": (4, 6, 1)},
+              lambda layer, x: layer(x["images"],
+                                     keras.ops.argmax(x["images"][:, 0, :, 0], axis=-1))),
+    LayerCase("attention_pooling", lambda: AttentionPooling(), {"values": (5, 6), "mask": (5,)},
+              lambda layer, x: layer(x["values"], x["mask"]), bool_inputs=("mask",)),
 ]

@@ -13,10 +13,13 @@ import pytest
 from course_lib import forecasting, generation, gpt
 from course_lib.attention import masked_softmax, scaled_dot_product_attention
 from course_lib.attention_maps import attention_rollout, mean_attention_distance
+from course_lib.attribution import gradient_times_input, rank_correlations
 from course_lib.layers import (
     AlibiBias,
+    AttentionPooling,
     BahdanauAttention,
     ClassToken,
+    GlimpseSensor,
     GroupedQueryAttention,
     LearnedPositionEmbedding,
     LuongAttention,
@@ -246,6 +249,22 @@ CASES = {
     "kv_cache_unknown_dtype": (
         lambda: generation.kv_cache_bytes(2, 16, 4, 8, dtype="float8"),
         r"`dtype` must be one of .*'float8'"),
+    # Lesson 13: glimpses, attention pooling, attributions
+    "glimpse_sensor_width_not_a_multiple": (
+        lambda: GlimpseSensor(4)(t(2, 8, 6, 1)),
+        shapes((2, 8, 6, 1)) + r".*width 6.*glimpse_size=4"),
+    "glimpse_sensor_rank_3_images": (
+        lambda: GlimpseSensor(4)(t(8, 8, 1)), shapes((8, 8, 1))),
+    "glimpse_sensor_one_location_too_few": (
+        lambda: GlimpseSensor(4)(t(3, 8, 8, 1), np.array([0, 1])), shapes((2,), (3, 8, 8, 1))),
+    "attention_pooling_rank_2_values": (
+        lambda: AttentionPooling()(t(5, 6)), shapes((5, 6))),
+    "attention_pooling_mask_of_another_length": (
+        lambda: AttentionPooling()(t(2, 5, 6), random_bool((2, 4))), shapes((2, 4), (2, 5, 6))),
+    "gradient_times_input_rank_2": (
+        lambda: gradient_times_input(lambda x: x, t(2, 5)), shapes((2, 5))),
+    "rank_correlations_mask_of_another_shape": (
+        lambda: rank_correlations(t(2, 5), t(2, 5), random_bool((2, 4))), shapes((2, 4), (2, 5))),
     # copy_weights_from a layer that does not match
     "copy_mha_heads_differ": (
         lambda: MultiHeadAttention(4, 2).copy_weights_from(keras_mha(2, 4)),

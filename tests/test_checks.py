@@ -1,11 +1,16 @@
 """The learners' self-checks: each common mistake is recognised and named, in one line."""
 
+import re
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
 import course_lib.checks as checks
 from course_lib.checks import EXERCISES, lesson02, run_check
 from course_lib.checks.core import CHECK_SEED, Outcome, diagnose
+from tests.exercise_sources import solution_object
 
 softmax = lesson02.softmax_with_temperature
 lookup = lesson02.attention_lookup
@@ -17,10 +22,15 @@ def reason_for(exercise_id, function):
     return verdict.reason
 
 
-@pytest.mark.parametrize("exercise_id", sorted(EXERCISES))
+WITH_REFERENCE = sorted(e.exercise_id for e in EXERCISES.values() if e.reference is not None)
+
+
+@pytest.mark.parametrize("exercise_id", WITH_REFERENCE)
 def test_every_reference_passes_its_own_check(exercise_id):
+    """The reference, called as the check calls it (a build exercise's NumPy reference is called
+    positionally, not built as a layer)."""
     exercise = EXERCISES[exercise_id]
-    verdict = run_check(exercise_id, exercise.reference)
+    verdict = run_check(exercise_id, exercise.reference, invoke=exercise.call_model)
     assert verdict.passed, verdict.reason
 
 
@@ -37,6 +47,16 @@ def test_cases_depend_on_the_seed_only(exercise_id):
                                                         strict=True))
 
 
+def test_the_checks_load_no_backend():
+    """Every graded kernel imports the checks: they must not make a NumPy-only lesson (02) pay
+    for loading Keras and TensorFlow."""
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import sys, course_lib.checks; "
+         "print(sorted({'keras', 'tensorflow', 'jax'} & set(sys.modules)))"],
+        capture_output=True, text=True, check=True).stdout.strip()
+    assert loaded == "[]"
+
+
 @pytest.mark.parametrize("lesson", sorted({exercise.lesson for exercise in EXERCISES.values()}))
 def test_each_lesson_registers_two_to_four_exercises_numbered_in_order(lesson):
     ids = [exercise_id for exercise_id in EXERCISES if exercise_id[:2] == lesson]
@@ -45,14 +65,15 @@ def test_each_lesson_registers_two_to_four_exercises_numbered_in_order(lesson):
 
 
 @pytest.mark.parametrize("seed", [CHECK_SEED, 0, 1, 2, 3])
-@pytest.mark.parametrize("exercise_id", sorted(EXERCISES))
+@pytest.mark.parametrize("exercise_id", WITH_REFERENCE)
 def test_each_mistake_is_named_by_its_own_message(exercise_id, seed):
     """Every registered mistake differs from the answer and is not shadowed by an earlier one,
     on the self-check's inputs and on other (grading) seeds."""
     exercise = EXERCISES[exercise_id]
-    assert run_check(exercise_id, exercise.reference, seed=seed).passed
+    assert run_check(exercise_id, exercise.reference, seed=seed, invoke=exercise.call_model).passed
     for mistake in exercise.mistakes:
-        verdict = run_check(exercise_id, mistake.implementation, seed=seed)
+        verdict = run_check(exercise_id, mistake.implementation, seed=seed,
+                            invoke=exercise.call_model)
         assert not verdict.passed and verdict.reason == mistake.message
 
 
@@ -64,7 +85,7 @@ def test_messages_are_one_sentence_and_a_hint(exercise_id):
 
 @pytest.mark.parametrize("exercise_id", sorted(EXERCISES))
 def test_not_implemented_is_not_done_yet(exercise_id):
-    def unfinished(*arguments):
+    def unfinished(*arguments, **keywords):  # a function, or a class being built
         raise NotImplementedError
 
     name = EXERCISES[exercise_id].function_name
@@ -81,7 +102,7 @@ def test_another_exception_is_named_with_its_message_and_a_hint():
     reason = reason_for("02.3", attention_lookup)
     assert reason.startswith("`attention_lookup` raised ValueError: matmul")
     assert "called with query of shape (2, 1, 16)" in reason
-    assert reason.endswith("np.swapaxes(keys, -1, -2).")
+    assert reason.endswith("for every query to meet every key of its own batch entry?")
 
 
 def test_softmax_over_the_wrong_axis():
@@ -92,7 +113,7 @@ def test_softmax_over_the_wrong_axis():
     reason = reason_for("02.1", softmax_with_temperature)
     assert reason.startswith("Your `weights` sum to 1 along axis 0, not along the axis you "
                              "were given (the last axis)")
-    assert "pass axis=-1 to the sum" in reason
+    assert "along which axis do your sum and your maximum run?" in reason
 
 
 def test_attention_softmax_over_the_queries():
@@ -133,7 +154,7 @@ def test_mask_of_the_opposite_polarity():
     def masked_softmax(scores, mask):
         return lesson02.masked_softmax(scores, ~np.asarray(mask))
 
-    assert "mask works the other way round" in reason_for("02.2", masked_softmax)
+    assert "mask has the opposite polarity" in reason_for("02.2", masked_softmax)
 
 
 def test_fully_masked_row_made_uniform_by_a_large_negative_number():
@@ -159,7 +180,8 @@ def test_overflowing_softmax_without_the_max_shift():
         exponentials = np.exp(scores / temperature)
         return exponentials / exponentials.sum(axis=axis, keepdims=True)
 
-    assert "subtract the maximum" in reason_for("02.1", softmax_with_temperature)
+    assert "which c keeps every exponent at most 0?" in reason_for("02.1",
+                                                                   softmax_with_temperature)
 
 
 def test_transposed_output():
@@ -195,16 +217,64 @@ def test_temperature_multiplied_instead_of_divided():
     assert reason_for("02.1", softmax_with_temperature).startswith("You multiply the scores")
 
 
-def test_temperature_too_large_is_read_back_through_the_softmax():
-    def temperature_for_confidence(scores, confidence):
-        return 1.5 * lesson02.temperature_for_confidence(scores, confidence)
-
-    reason = reason_for("02.4", temperature_for_confidence)
-    assert reason.startswith("At your τ =") and "your τ is too large" in reason
+def regressor(*replacements):
+    return solution_object("02.4", "AttentionRegressor", *replacements,
+                           extra_cells=("02.1", "02.2"))
 
 
-def test_two_key_formula_is_recognised():
-    assert "two-key formula" in reason_for("02.4", lesson02._two_key_temperature)
+@pytest.mark.parametrize("seed", [CHECK_SEED, 0, 1, 2])
+def test_the_solution_regressor_passes_on_every_seed(seed):
+    verdict = run_check("02.4", regressor(), seed=seed)
+    assert verdict.passed, verdict.reason
+
+
+LEAVE_ONE_OUT = "np.fill_diagonal(distances, np.inf)"
+REGRESSOR_SLIPS = {
+    "no leave-one-out": ((LEAVE_ONE_OUT, "pass"),
+                         "as each point copies its own target (a leak)"),
+    "own weight zeroed after the softmax": (
+        (LEAVE_ONE_OUT, "others = 1 - np.eye(len(self.x))"),
+        "removes each point's own weight after the softmax"),
+    "coarse search": (("grid = np.linspace(np.log(1e-3), np.log(1e3), 1001)",
+                       "grid = np.linspace(np.log(1e-3), np.log(1e3), 5)"),
+                      "the fit must come within 0.1% of it"),
+    "farthest points": (("softmax_with_temperature(-distances, self.temperature)",
+                         "softmax_with_temperature(distances, self.temperature)"),
+                        "Your weights favour the farthest training points"),
+    "temperature multiplied": (("softmax_with_temperature(-distances, self.temperature)",
+                                "softmax_with_temperature(-distances * self.temperature, 1.0)"),
+                               "multiply the squared distances by τ"),
+}
+
+
+@pytest.mark.parametrize("seed", [CHECK_SEED, 0, 1, 2])
+@pytest.mark.parametrize("slip", sorted(REGRESSOR_SLIPS))
+def test_a_slip_in_the_regressor_is_named_on_every_seed(slip, seed):
+    replacement, message = REGRESSOR_SLIPS[slip]
+    if slip == "coarse search":
+        replacement = (replacement, ("for _ in range(50):", "for _ in range(0):"))
+    elif slip == "own weight zeroed after the softmax":
+        replacement = (replacement, ("weights = softmax_with_temperature(-distances, np.exp("
+                                     "log_temperature))", "weights = softmax_with_temperature("
+                                     "-distances, np.exp(log_temperature)) * others"))
+    else:
+        replacement = (replacement,)
+    verdict = run_check("02.4", regressor(*replacement), seed=seed)
+    assert not verdict.passed and message in verdict.reason, verdict.reason
+
+
+def test_the_regressor_message_shows_enough_digits_to_see_the_difference():
+    """The docstring's precision (0.1 % of the smallest error) is the check's; the message
+    shows both errors to six significant digits."""
+    verdict = run_check("02.4", regressor(
+        ("self.temperature = float(np.exp((low + high) / 2))",
+         "self.temperature = float(np.exp((low + high) / 2)) * 1.3")))
+    assert not verdict.passed
+    assert "the fit must come within 0.1% of it" in verdict.reason
+    numbers = re.findall(r"error of ([0-9.e-]+); the smallest in the range is ([0-9.e-]+)",
+                         verdict.reason)
+    assert numbers and all(len(value.replace(".", "").lstrip("0")) >= 5 for value in numbers[0])
+    assert float(numbers[0][0]) != float(numbers[0][1])
 
 
 def test_diagnosis_works_on_returned_arrays_alone():

@@ -1,13 +1,17 @@
 """Lesson 05's self-checks name each mistake.
 
 Every wrong function below is a mistake a learner makes; its test asserts the sentence the check
-prints. (tests/test_checks.py holds what every exercise must satisfy; tests/test_grading.py grades
-the solution notebook and its learner copy.)
+prints. Exercise 05.3 (a Keras layer) is tested with the solution notebook's own class and with
+versions of it edited as a learner's slip would. (tests/test_checks.py holds what every exercise
+must satisfy; tests/test_grading.py grades the solution notebook and its learner copy.)
 """
 
 import numpy as np
+import pytest
 
-from course_lib.checks import lesson05, run_check
+from course_lib.checks import run_check
+from course_lib.checks.core import CHECK_SEED
+from tests.exercise_sources import solution_object
 
 
 def reason_for(exercise_id, function):
@@ -29,7 +33,7 @@ def test_offset_mask_of_the_opposite_polarity():
         return columns > offset + rows
 
     assert reason_for("05.1", causal_mask_with_offset).startswith(
-        "Your mask is the wrong way round: True where the query must not look")
+        "Your mask has the opposite polarity: True exactly where the query must not look")
 
 
 def test_offset_mask_ignoring_the_offset():
@@ -70,7 +74,8 @@ def test_offset_mask_upper_triangle():
     def causal_mask_with_offset(query_length, key_length, offset):
         return np.triu(np.ones((query_length, key_length), dtype=bool), k=offset)
 
-    assert "(np.triu where np.tril is meant)" in reason_for("05.1", causal_mask_with_offset)
+    assert "the upper triangle where the lower one is meant" in reason_for(
+        "05.1", causal_mask_with_offset)
 
 
 def test_offset_mask_transposed():
@@ -191,7 +196,8 @@ def test_decoder_mask_with_the_upper_triangle():
         real, causal = real_and_causal(token_ids, pad_id)
         return causal.T & real[:, :, None] & real[:, None, :]
 
-    assert "np.triu where np.tril is meant" in reason_for("05.2", decoder_self_attention_mask)
+    assert "the upper triangle where the lower one is meant" in reason_for(
+        "05.2", decoder_self_attention_mask)
 
 
 def test_decoder_mask_padding_hard_coded_to_zero():
@@ -242,69 +248,114 @@ def test_decoder_mask_that_raises_gets_the_broadcasting_hint():
     reason = reason_for("05.2", decoder_self_attention_mask)
     assert reason.startswith("`decoder_self_attention_mask` raised ValueError: operands could "
                              "not be broadcast together")
-    assert reason.endswith("real[:, :, None] for the queries, real[:, None, :] for the keys.")
+    assert reason.endswith("one way for the queries and another for the keys.")
 
 
-# --- 05.3 softmax_jacobian --------------------------------------------------------------------
+def test_decoder_mask_of_the_opposite_polarity_is_named_as_such():
+    def decoder_self_attention_mask(token_ids, pad_id):
+        real, causal = real_and_causal(token_ids, pad_id)
+        return ~(causal & real[:, :, None] & real[:, None, :])
+
+    assert reason_for("05.2", decoder_self_attention_mask).startswith(
+        "Your mask has the opposite polarity: it is True exactly where a query must not look.")
 
 
-def test_jacobian_without_the_diagonal_term():
-    def softmax_jacobian(weights):
-        return -weights[..., :, None] * weights[..., None, :]
+def test_decoder_mask_built_as_in_the_tensorflow_tutorial_is_named_as_inverted_polarity():
+    """1 = masked: the look-ahead mask OR the padding of the keys (tensorflow/text #894)."""
+    def decoder_self_attention_mask(token_ids, pad_id):
+        token_ids = np.asarray(token_ids)
+        length = token_ids.shape[-1]
+        look_ahead = 1 - np.tril(np.ones((length, length)))
+        padding = (token_ids == pad_id).astype(float)[:, None, :]
+        return np.maximum(look_ahead, padding)
 
-    assert reason_for("05.3", softmax_jacobian).startswith(
-        "You left out the diagonal term: your Jacobian is -a a^T")
-
-
-def test_jacobian_with_the_wrong_sign():
-    def softmax_jacobian(weights):
-        return weights[..., :, None] * weights[..., None, :] - weights[..., :, None] * np.eye(
-            weights.shape[-1])
-
-    assert "wrong sign" in reason_for("05.3", softmax_jacobian)
+    reason = reason_for("05.2", decoder_self_attention_mask)
+    assert reason.startswith("Your mask has the opposite polarity: True marks the keys to hide")
+    assert "the future leaks" not in reason
 
 
-def test_jacobian_diagonal_matrix_only():
-    def softmax_jacobian(weights):
-        return weights[..., :, None] * np.eye(weights.shape[-1])
+def test_decoder_mask_inverted_on_the_padding_of_the_queries_only_is_still_polarity():
+    def decoder_self_attention_mask(token_ids, pad_id):
+        real, causal = real_and_causal(token_ids, pad_id)
+        return ~causal[None] | ~real[:, None, :]  # True = masked, queries never masked
 
-    assert "diag(a) alone" in reason_for("05.3", softmax_jacobian)
-
-
-def test_jacobian_with_only_its_diagonal():
-    def softmax_jacobian(weights):
-        return (weights * (1 - weights))[..., :, None] * np.eye(weights.shape[-1])
-
-    assert "has only its diagonal" in reason_for("05.3", softmax_jacobian)
+    assert reason_for("05.2", decoder_self_attention_mask).startswith(
+        "Your mask has the opposite polarity")
 
 
-def test_jacobian_with_np_outer_for_a_batch():
-    def softmax_jacobian(weights):
-        return np.diag(weights.ravel()) - np.outer(weights, weights)  # right for one row only
+# --- 05.3 CausalSelfAttention (build) ---------------------------------------------------------
 
-    reason = reason_for("05.3", softmax_jacobian)
-    assert reason.startswith("Your `jacobian` has shape (18, 18), expected (3, 6, 6)")
-    assert "np.outer flattens a batch of rows" in reason
+SEEDS = (CHECK_SEED, 0, 1, 2)
 
 
-def test_jacobian_whose_columns_do_not_sum_to_zero():
-    def softmax_jacobian(weights):
-        outer = weights[..., :, None] * weights[..., None, :]
-        return weights[..., :, None] * np.eye(weights.shape[-1]) - 0.5 * outer
-
-    assert reason_for("05.3", softmax_jacobian).startswith(
-        "The columns of your Jacobian do not sum to 0")
+def layer(*replacements):
+    return solution_object("05.3", "CausalSelfAttention", *replacements)
 
 
-def test_jacobian_that_is_not_symmetric():
-    def softmax_jacobian(weights):
-        size = weights.shape[-1]
-        jacobian = lesson05.softmax_jacobian(weights)
-        shift = np.zeros((size, size))
-        shift[0, 1], shift[1, 1] = 0.1, -0.1  # columns still sum to 0
-        return jacobian + shift
+@pytest.mark.parametrize("seed", SEEDS)
+def test_the_solution_layer_passes_on_every_seed(seed):
+    verdict = run_check("05.3", layer(), seed=seed)
+    assert verdict.passed, verdict.reason
 
-    assert reason_for("05.3", softmax_jacobian).startswith("Your Jacobian is not symmetric")
+
+SCALED = "queries = ops.matmul(x, self.query_kernel) / np.sqrt(self.key_dim)"
+COMBINED = "allowed = allowed & real[:, :, None] & real[:, None, :]"
+LAYER_SLIPS = {
+    "padding polarity": ((COMBINED, "allowed = allowed & ~real[:, :, None] & ~real[:, None, :]"),
+                         "Your padding mask has the opposite polarity"),
+    "no scale": ((SCALED, "queries = ops.matmul(x, self.query_kernel)"),
+                 "Your scores are not scaled"),
+    "no causal mask": (("allowed = ops.tril(ops.ones((length, length), dtype=\"bool\"))[None]",
+                        "allowed = ops.ones((1, length, length), dtype=\"bool\")"),
+                       "Your layer has no causal mask"),
+    "upper triangle": (("ops.tril(", "ops.triu("), "the upper triangle where the lower one"),
+    "padded keys attended": ((COMBINED, "allowed = allowed & real[:, :, None]"),
+                             "hides the padded queries but not the padded keys"),
+    "padded queries attend": ((COMBINED, "allowed = allowed & real[:, None, :]"),
+                              "The padded queries of your layer still attend"),
+    "padding ignored": ((COMBINED, "pass"), "Your layer ignores `padding_mask`"),
+}
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("slip", sorted(LAYER_SLIPS))
+def test_a_slip_in_the_layer_is_named_on_every_seed(slip, seed):
+    replacement, message = LAYER_SLIPS[slip]
+    verdict = run_check("05.3", layer(replacement), seed=seed)
+    assert not verdict.passed and message in verdict.reason, verdict.reason
+
+
+def test_a_layer_with_a_mask_of_the_tensorflow_tutorials_polarity():
+    """1 = masked: the look-ahead part OR the padded keys, used as if True meant attend."""
+    verdict = run_check("05.3", layer(
+        ("allowed = ops.tril(", "allowed = ~ops.tril("),
+        (COMBINED, "allowed = allowed | ~real[:, None, :]")))
+    assert not verdict.passed and "opposite polarity" in verdict.reason, verdict.reason
+
+
+def test_a_layer_that_leaks_some_other_way_is_caught_by_the_no_leak_property():
+    """The mask is right, but the values are averaged over the whole sequence first."""
+    verdict = run_check("05.3", layer(
+        ("values = ops.matmul(x, self.value_kernel)",
+         "values = ops.matmul(x + ops.mean(x, axis=1, keepdims=True), self.value_kernel)")))
+    assert not verdict.passed
+    assert verdict.reason.startswith("The future leaks: the output of token"), verdict.reason
+
+
+def test_a_layer_that_fails_on_a_missing_mask_names_the_call():
+    verdict = run_check("05.3", layer(("if padding_mask is not None:", "if True:")))
+    assert not verdict.passed
+    assert "padding_mask=None" in verdict.reason and "raised" in verdict.reason, verdict.reason
+
+
+def test_a_layer_whose_weights_have_other_names_is_told_the_contract():
+    verdict = run_check("05.3", layer(("self.query_kernel = self.add_weight",
+                                       "self.w_query = self.add_weight"),
+                                      ("ops.matmul(x, self.query_kernel)",
+                                       "ops.matmul(x, self.w_query)")))
+    assert not verdict.passed
+    assert "has no weight `query_kernel`" in verdict.reason, verdict.reason
+    assert "kernels" not in verdict.reason.split("(called with")[1].split(")")[0]
 
 
 # --- 05.4 bayes_accuracy ----------------------------------------------------------------------
@@ -318,6 +369,31 @@ def best_guess_accuracy(transition, initial, length, weight_by=None, first=None)
         total += (weight_by if weight_by is not None else distribution) @ transition.max(axis=1)
         distribution = distribution @ transition
     return total / length
+
+
+def test_bayes_with_the_best_guess_read_from_a_column():
+    def bayes_accuracy(transition, initial, length):
+        distribution = np.asarray(initial, dtype=float)
+        total = distribution.max()
+        for _ in range(length - 1):
+            total += distribution @ transition.max(axis=0)
+            distribution = distribution @ transition
+        return total / length
+
+    assert "maximum over a column of the transition matrix (axis 0)" in reason_for(
+        "05.4", bayes_accuracy)
+
+
+def test_bayes_moving_the_distribution_the_wrong_way():
+    def bayes_accuracy(transition, initial, length):
+        distribution = np.asarray(initial, dtype=float)
+        total = distribution.max()
+        for _ in range(length - 1):
+            total += distribution @ transition.max(axis=1)
+            distribution = transition @ distribution
+        return total / length
+
+    assert "on the wrong side" in reason_for("05.4", bayes_accuracy)
 
 
 def test_bayes_with_the_matrix_transposed():

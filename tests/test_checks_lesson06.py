@@ -6,8 +6,11 @@ satisfy; tests/test_grading.py grades the solution notebook and its learner copy
 """
 
 import numpy as np
+import pytest
 
 from course_lib.checks import EXERCISES, lesson06, run_check
+from course_lib.checks.core import CHECK_SEED, Outcome, diagnose
+from tests.exercise_sources import solution_object
 
 
 def reason_for(exercise_id, function):
@@ -203,7 +206,7 @@ def test_permutation_on_axis_zero_with_a_smaller_batch_is_an_index_error():
     references = [exercise.reference_outputs(case) for case in cases]
     reason = diagnose(exercise, cases, outcomes, references).reason
     assert reason.startswith("`undo_permutation` raised IndexError")
-    assert "permuted[..., index, :] reorders them whatever the leading axes" in reason
+    assert "Hint: the tokens are on axis -2" in reason
 
 
 def test_permutation_in_a_wrong_order_names_both_orders():
@@ -298,3 +301,49 @@ def test_rotation_of_the_wrong_size():
 
 
 # --- The grader -------------------------------------------------------------------------------
+
+
+# --- 06.4 build_order_classifier (build: trains) ------------------------------------------------
+# Each run trains a small model (about 8 s of one core): a few seeds, the solution and the two
+# usual slips, no positions and padding read as tokens.
+
+
+def classifier(*replacements):
+    return solution_object("06.4", "build_order_classifier", *replacements)
+
+
+@pytest.mark.parametrize("seed", [CHECK_SEED, 0, 1])
+def test_the_solution_classifier_reaches_the_bar_on_every_seed(seed):
+    verdict = run_check("06.4", classifier(), seed=seed)
+    assert verdict.passed, verdict.reason
+
+
+@pytest.mark.parametrize("seed", [CHECK_SEED, 0])
+def test_a_classifier_without_positions_is_named_a_bag_of_words_on_every_seed(seed):
+    verdict = run_check("06.4", classifier(("x = x + SinusoidalPositionEncoding()(x)", "pass")),
+                        seed=seed)
+    assert not verdict.passed and verdict.reason.startswith("Your model scores 50.0% on pairs")
+
+
+def test_a_classifier_that_pools_the_padding_is_named():
+    verdict = run_check("06.4", classifier(("pooled = ops.sum(x * share, axis=1) / ops.sum("
+                                            "share, axis=1)", "pooled = ops.mean(x, axis=1)")))
+    assert not verdict.passed
+    assert verdict.reason.startswith("Your model's output changes when the same sequences come "
+                                     "with more padding")
+
+
+def test_the_order_judgement_reads_the_arrays_alone():
+    """The grader's path, on made-up outputs: the labels themselves pass; equal outputs for each
+    swapped pair score exactly 50 %; outputs that are not probabilities are named."""
+    exercise = EXERCISES["06.4"]
+    case = exercise.cases(CHECK_SEED)[0]
+    _, (_, labels) = lesson06.order_data(case["seed"])
+    perfect = labels.astype(float)
+    assert diagnose(exercise, [case], [Outcome(outputs=(perfect, perfect))], [None]).passed
+    blind = np.repeat(np.linspace(0.2, 0.8, len(labels) // 2), 2)
+    verdict = diagnose(exercise, [case], [Outcome(outputs=(blind, blind))], [None])
+    assert verdict.reason.startswith("Your model scores 50.0% on pairs")
+    logits = 3 * (perfect - 0.5)
+    verdict = diagnose(exercise, [case], [Outcome(outputs=(logits, logits))], [None])
+    assert verdict.reason.startswith("Your model's outputs are not probabilities")

@@ -10,6 +10,7 @@ import pytest
 
 from course_lib.checks import EXERCISES, lesson07, run_check
 from course_lib.checks.core import CHECK_SEED
+from tests.exercise_sources import solution_object
 
 
 def reason_for(exercise_id, function):
@@ -26,23 +27,27 @@ def passes(exercise_id, function):
 # --- The references agree with Keras ----------------------------------------------------------
 
 
-def test_attention_reference_equals_keras_without_biases():
+@pytest.mark.parametrize("seed", [CHECK_SEED, 0, 1])
+def test_attention_reference_equals_keras_on_every_case(seed):
+    """The NumPy reference of 07.3 computes what keras.layers.MultiHeadAttention computes, with
+    the case's weights: cross-attention, a separate key, biases, padding, causal masks."""
     import keras
 
-    rng = np.random.default_rng(0)
-    layer = keras.layers.MultiHeadAttention(num_heads=3, key_dim=4, value_dim=5, output_shape=7,
-                                            use_bias=False)
-    query = rng.normal(size=(2, 3, 6)).astype("float32")
-    value = rng.normal(size=(2, 5, 8)).astype("float32")
-    mask = rng.random((2, 3, 5)) < 0.7
-    mask[:, :, 0] = True
-    output, weights = layer(query, value, attention_mask=mask, return_attention_scores=True)
-    kernels = {w.path.split("/", 1)[1]: np.asarray(w.value) for w in layer.weights}
-    ours = lesson07.multi_head_attention(
-        query, value, kernels["query/kernel"], kernels["key/kernel"], kernels["value/kernel"],
-        kernels["attention_output/kernel"], mask)
-    np.testing.assert_allclose(ours[0], np.asarray(output), atol=1e-5)
-    np.testing.assert_allclose(ours[1], np.asarray(weights), atol=1e-5)
+    exercise = EXERCISES["07.3"]
+    for case in exercise.cases(seed):
+        heads, key_dim = np.shape(case["query_kernel"])[1:]
+        layer = keras.layers.MultiHeadAttention(int(heads), int(key_dim),
+                                                value_dim=int(np.shape(case["value_kernel"])[-1]))
+        query, value = case["query"].astype("float32"), case["value"].astype("float32")
+        key = case["key"].astype("float32") if case["key_given"] else None
+        layer(query, value, key)
+        layer.set_weights([case[name].astype("float32") for name in lesson07.KERAS_WEIGHTS])
+        output, weights = layer(query, value, key, attention_mask=case["attention_mask"],
+                                use_causal_mask=bool(case["use_causal_mask"]),
+                                return_attention_scores=True)
+        ours = exercise.reference_outputs(case)
+        np.testing.assert_allclose(ours[0], np.asarray(output), atol=1e-5)
+        np.testing.assert_allclose(ours[1], np.asarray(weights), atol=1e-5)
 
 
 @pytest.mark.parametrize("d_model, heads, key_dim, value_dim, use_bias", [
@@ -87,7 +92,7 @@ def test_split_without_transpose():
         return x.reshape(*x.shape[:-1], num_heads, x.shape[-1] // num_heads)
 
     assert reason_for("07.1", split_heads).startswith(
-        "Your result has shape (..., tokens, heads, key_dim): you reshaped but did not move")
+        "Your result has shape (..., tokens, heads, key_dim): the features are cut into heads")
 
 
 def test_split_by_reshaping_straight_to_the_target_shape():
@@ -138,7 +143,7 @@ def test_split_with_the_wrong_key_dim_raises_with_the_key_dim_hint():
 
     reason = reason_for("07.1", split_heads)
     assert reason.startswith("`split_heads` raised ValueError: cannot reshape array")
-    assert "each head gets d // num_heads features" in reason
+    assert "count the axes you reshape and swap from the end" in reason
 
 
 def test_split_with_the_last_two_axes_swapped_is_called_transposed():
@@ -208,165 +213,76 @@ def test_merge_hard_coded_for_rank_four_gets_the_leading_axes_hint():
     assert "x may have any number of leading axes" in reason_for("07.2", merge_heads)
 
 
-# --- 07.3 multi_head_attention ----------------------------------------------------------------
+# --- 07.3 MultiHeadAttention (build) -----------------------------------------------------------
+
+SEEDS = (CHECK_SEED, 0, 1, 2)
 
 
-def learner_attention(query, value, query_kernel, key_kernel, value_kernel, output_kernel, mask,
-                      scale="key_dim", masked=-np.inf, invert=False, softmax_axis=-1,
-                      heads_axis=True, merge="einsum", keys_from_query=False):
-    """A learner's multi-head attention with switches for the usual mistakes."""
-    key_dim = query_kernel.shape[-1]
-    factor = {"key_dim": 1 / np.sqrt(key_dim), "none": 1.0,
-              "d_model": 1 / np.sqrt(query.shape[-1]),
-              "value_dim": 1 / np.sqrt(value_kernel.shape[-1])}[scale]
-    source = query if keys_from_query else value
-    queries = np.einsum("bqd,dhk->bhqk", query, query_kernel) * factor
-    keys = np.einsum("bvd,dhk->bhvk", source, key_kernel)
-    values = np.einsum("bvd,dhk->bhvk", value, value_kernel)
-    scores = queries @ np.swapaxes(keys, -1, -2)
-    mask = mask[:, None] if heads_axis else mask
-    if invert:
-        mask = ~mask
-    if masked is not None:
-        scores = np.where(mask, scores, masked)
-    weights = np.exp(scores - scores.max(axis=softmax_axis, keepdims=True))
-    weights = weights / weights.sum(axis=softmax_axis, keepdims=True)
-    heads = weights @ values
-    if merge == "einsum":
-        output = np.einsum("bhqv,hvo->bqo", heads, output_kernel)
-    elif merge == "reshape":
-        batch, num_heads, length, depth = heads.shape
-        merged = heads.reshape(batch, length, num_heads * depth)
-        output = merged @ output_kernel.reshape(num_heads * depth, -1)
-    else:  # no output projection
-        output = lesson07.merge_heads(heads)
-    return output, weights
+def layer(*replacements):
+    return solution_object("07.3", "MultiHeadAttention", *replacements)
 
 
-def attention_with(**switches):
-    def multi_head_attention(query, value, query_kernel, key_kernel, value_kernel, output_kernel,
-                             mask):
-        return learner_attention(query, value, query_kernel, key_kernel, value_kernel,
-                                 output_kernel, mask, **switches)
-
-    return multi_head_attention
+@pytest.mark.parametrize("seed", SEEDS)
+def test_the_solution_layer_passes_on_every_seed(seed):
+    verdict = run_check("07.3", layer(), seed=seed)
+    assert verdict.passed, verdict.reason
 
 
-def test_attention_solution_with_split_and_merge_passes():
-    def multi_head_attention(query, value, query_kernel, key_kernel, value_kernel,
-                             output_kernel, mask):
-        dq, heads, key_dim = query_kernel.shape
-        dv, _, value_dim = value_kernel.shape
-        q = lesson07.split_heads(query @ query_kernel.reshape(dq, -1), heads) / np.sqrt(key_dim)
-        k = lesson07.split_heads(value @ key_kernel.reshape(dv, -1), heads)
-        v = lesson07.split_heads(value @ value_kernel.reshape(dv, -1), heads)
-        scores = np.where(mask[:, None], q @ np.swapaxes(k, -1, -2), -1e9)
-        weights = np.exp(scores - scores.max(axis=-1, keepdims=True))
-        weights /= weights.sum(axis=-1, keepdims=True)
-        merged = lesson07.merge_heads(weights @ v)
-        return merged @ output_kernel.reshape(heads * value_dim, -1), weights
-
-    passes("07.3", multi_head_attention)
-    passes("07.3", attention_with())
-
-
-def test_attention_without_the_scale():
-    assert reason_for("07.3", attention_with(scale="none")).startswith(
-        "Your scores are missing the 1/√key_dim scaling")
-
-
-def test_attention_scaled_by_the_model_depth():
-    assert reason_for("07.3", attention_with(scale="d_model")).startswith(
-        "You scaled the scores by 1/√d_model")
-
-
-def test_attention_scaled_by_the_value_depth():
-    assert reason_for("07.3", attention_with(scale="value_dim")).startswith(
-        "You scaled the scores by 1/√value_dim")
-
-
-def test_attention_with_the_mask_inverted():
-    assert reason_for("07.3", attention_with(invert=True)).startswith(
-        "Your mask works the other way round: you attend where the mask is False")
-    # with -1e9 instead of -inf there is no NaN; the weights themselves show the polarity
-    assert reason_for("07.3", attention_with(invert=True, masked=-1e9)).startswith(
-        "Your mask works the other way round: your weights are zero where the mask is True")
+SOFTMAX = "weights = masked_softmax(scores, None if mask is None else mask[:, None])"
+LAYER_SLIPS = {
+    "no scale": (("+ self.query_bias[:, None, :]) / math.sqrt(self.key_dim)",
+                  "+ self.query_bias[:, None, :])"), "missing the 1/√key_dim scaling"),
+    "mask after the softmax": ((SOFTMAX, "weights = masked_softmax(scores, None) * (1.0 if mask "
+                                "is None else ops.cast(mask[:, None], scores.dtype))"),
+                               "You zero the masked weights after the softmax"),
+    "mask inverted": ((SOFTMAX, SOFTMAX.replace("mask[:, None]", "~mask[:, None]")),
+                      "Your mask has the opposite polarity"),
+    "mask ignored": (('mask = None if attention_mask is None else ops.cast(attention_mask, '
+                      '"bool")', "mask = None"), "Your weights ignore `attention_mask`"),
+    "every mask ignored": ((SOFTMAX, "weights = masked_softmax(scores, None)"),
+                           "Your weights are not zero on the masked keys"),
+    "causal ignored": (("if use_causal_mask:", "if False:"), "ignores `use_causal_mask`"),
+    "key ignored": (("key = value if key is None else key", "key = value"),
+                    "Your keys come from `value`"),
+    "bias after the scale": (("queries = (ops.einsum(\"bqd,dhk->bhqk\", query, self.query_kernel)\n"
+                              "                   + self.query_bias[:, None, :]) / math.sqrt("
+                              "self.key_dim)", "queries = (ops.einsum(\"bqd,dhk->bhqk\", query, "
+                              "self.query_kernel) / math.sqrt(self.key_dim)\n"
+                              "                   + self.query_bias[:, None, :])"),
+                             "You add the query bias after scaling the queries"),
+    "no biases copied": (('getattr(self, f"{projection}_{kind}").assign(weight)',
+                          'if kind == "kernel":\n                getattr(self, f"{projection}_'
+                          '{kind}").assign(weight)'), "leaves out the biases"),
+    "merged by reshape": (('output = ops.einsum("bhqd,hdo->bqo", heads, self.output_kernel)',
+                           'batch, heads_, length, depth = ops.shape(heads)\n'
+                           '        merged = ops.reshape(heads, (batch, length, heads_ * depth))\n'
+                           '        output = ops.matmul(merged, ops.reshape(self.output_kernel, '
+                           '(heads_ * depth, -1)))'),
+                          "you merged the heads by reshaping"),
+}
 
 
-def test_attention_with_the_softmax_over_the_queries():
-    assert reason_for("07.3", attention_with(softmax_axis=-2)).startswith(
-        "Your softmax runs over the queries (axis -2)")
-    assert reason_for("07.3", attention_with(softmax_axis=-2, masked=-1e9)).startswith(
-        "Your `weights` sum to 1 along axis 2, not along the keys")
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("slip", sorted(LAYER_SLIPS))
+def test_a_slip_in_the_layer_is_named_on_every_seed(slip, seed):
+    replacement, message = LAYER_SLIPS[slip]
+    verdict = run_check("07.3", layer(replacement), seed=seed)
+    assert not verdict.passed and message in verdict.reason, verdict.reason
 
 
-def test_attention_ignoring_the_mask():
-    assert reason_for("07.3", attention_with(masked=None)).startswith(
-        "Your weights ignore the mask")
+def test_a_layer_whose_copy_misses_a_weight_says_which():
+    verdict = run_check("07.3", layer(('projection = projection.replace("attention_output", '
+                                       '"output")', "pass")))
+    assert not verdict.passed
+    assert "'MultiHeadAttention' object has no attribute 'attention_output_kernel'" in (
+        verdict.reason), verdict.reason
+    assert "its weights copied from a keras.layers.MultiHeadAttention" in verdict.reason
 
 
-def test_attention_with_a_mask_without_heads_axis_gets_the_hint():
-    reason = reason_for("07.3", attention_with(heads_axis=False))
-    assert "raised ValueError: operands could not be broadcast together" in reason
-    assert reason.endswith("so use mask[:, None].")
-
-
-def test_attention_with_keys_from_the_query():
-    reason = reason_for("07.3", attention_with(keys_from_query=True))
-    assert "raised ValueError" in reason
-    assert "keys and values from `value`" in reason
-
-
-def test_attention_merged_by_reshape_only():
-    assert reason_for("07.3", attention_with(merge="reshape")).startswith(
-        "Your weights are right, but you merged the heads by reshaping")
-
-
-def test_attention_without_the_output_projection():
-    assert reason_for("07.3", attention_with(merge="none")).startswith(
-        "Your weights are right, but you returned the merged heads without the output projection")
-
-
-def test_attention_with_transposed_weights():
-    def multi_head_attention(*args):
-        output, weights = lesson07.multi_head_attention(*args)
-        return output, np.swapaxes(weights, -1, -2)
-
-    assert reason_for("07.3", multi_head_attention).startswith(
-        "Your `weights` is transposed: expected shape (2, 2, 3, 5)")
-
-
-def test_attention_transposed_on_square_weights_is_named_by_the_property():
-    case = EXERCISES["07.3"].cases(CHECK_SEED)[2]  # self-attention: Tq = Tv
-    output, weights = lesson07.multi_head_attention(*case.values())
-    mine = {"output": output, "weights": np.swapaxes(weights, -1, -2)}
-    assert lesson07.weights_transposed(case, mine, {"weights": weights}).startswith(
-        "Your weights are transposed")
-
-
-def test_attention_as_one_big_head_copied_to_every_head():
-    def multi_head_attention(query, value, query_kernel, key_kernel, value_kernel,
-                             output_kernel, mask):
-        heads = query_kernel.shape[1]
-        q = query @ query_kernel.reshape(query.shape[-1], -1)
-        k = value @ key_kernel.reshape(value.shape[-1], -1)
-        v = value @ value_kernel.reshape(value.shape[-1], -1)
-        scores = np.where(mask, q @ np.swapaxes(k, -1, -2) / np.sqrt(q.shape[-1]), -np.inf)
-        weights = np.exp(scores - scores.max(axis=-1, keepdims=True))
-        weights /= weights.sum(axis=-1, keepdims=True)
-        output = (weights @ v) @ output_kernel.reshape(v.shape[-1], -1)
-        return output, np.repeat(weights[:, None], heads, axis=1)
-
-    assert reason_for("07.3", multi_head_attention).startswith(
-        "Your weights are the same in every head")
-
-
-def test_attention_returning_only_the_output():
-    def multi_head_attention(*args):
-        return lesson07.multi_head_attention(*args)[0]
-
-    assert reason_for("07.3", multi_head_attention).startswith(
-        "`multi_head_attention` returned one ndarray, but it should return a tuple")
+def test_a_layer_that_always_returns_the_scores_is_told_the_keras_contract():
+    verdict = run_check("07.3", layer(("return (output, weights) if return_attention_scores "
+                                       "else output", "return output, weights")))
+    assert not verdict.passed and "must return the output alone" in verdict.reason
 
 
 # --- 07.4 attention_parameter_count -----------------------------------------------------------
@@ -428,7 +344,7 @@ def test_count_without_the_output_projection():
         return kernels + (num_heads * (2 * key_dim + value_dim) if use_bias else 0)
 
     assert reason_for("07.4", attention_parameter_count).startswith(
-        "You left out the output projection W_O")
+        "You left out the output projection.")
 
 
 def test_count_otherwise_wrong_gets_the_difference():
@@ -438,7 +354,17 @@ def test_count_otherwise_wrong_gets_the_difference():
 
     reason = reason_for("07.4", attention_parameter_count)
     assert reason.startswith("Your `parameters` is off by up to 1 from the right answer")
-    assert "add up the shapes of the eight weights" in reason
+    assert "add up the sizes of the eight weights" in reason
+
+
+def test_count_with_the_output_bias_per_head():
+    def attention_parameter_count(d_model, num_heads, key_dim, value_dim, use_bias):
+        kernels = 2 * d_model * num_heads * (key_dim + value_dim)
+        biases = num_heads * (2 * key_dim + value_dim) + num_heads * d_model
+        return kernels + (biases if use_bias else 0)
+
+    assert reason_for("07.4", attention_parameter_count).startswith(
+        "You counted the output bias once per head")
 
 
 # --- The grader -------------------------------------------------------------------------------

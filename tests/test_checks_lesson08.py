@@ -11,8 +11,7 @@ import pytest
 
 from course_lib.checks import EXERCISES, lesson08, run_check
 from course_lib.checks.core import CHECK_SEED
-
-LESSON08_IDS = ["08.1", "08.2", "08.3", "08.4"]
+from tests.exercise_sources import solution_object
 
 
 def reason_for(exercise_id, function):
@@ -26,33 +25,24 @@ def passes(exercise_id, function):
     assert verdict.passed, verdict.reason
 
 
-# The learner's form of each answer: 08.2 takes functions, the others arrays.
-LEARNER_REFERENCE = {"08.1": lesson08.layer_norm, "08.2": lesson08.pre_ln_block,
-                     "08.3": lesson08.feed_forward, "08.4": lesson08.noam_learning_rate}
+# The learner's form of 08.2's answer takes functions, as the reference does.
 PRE_LN_MISTAKES = [lesson08._post_ln, lesson08._norm_on_the_residual,
                    lesson08._second_residual_from_the_input, lesson08._norms_swapped,
                    lesson08._norm_after_the_sublayer, lesson08._no_residuals,
-                   lesson08._both_sublayers_on_the_input, lesson08._final_norm]
-
-
-def learner_forms(exercise_id):
-    """``(wrong function as a learner writes it, the message it must get)`` per mistake."""
-    mistakes = EXERCISES[exercise_id].mistakes
-    if exercise_id == "08.2":
-        assert len(PRE_LN_MISTAKES) == len(mistakes)
-        return list(zip(PRE_LN_MISTAKES, [m.message for m in mistakes], strict=True))
-    return [(m.implementation, m.message) for m in mistakes]
+                   lesson08._both_sublayers_on_the_input, lesson08._final_norm,
+                   lesson08._norm1_for_both, lesson08._no_norm_before_feed_forward,
+                   lesson08._no_norm_before_attention, lesson08._post_ln_without_its_last_norm]
 
 
 @pytest.mark.parametrize("seed", [CHECK_SEED, 0, 1, 2])
-@pytest.mark.parametrize("exercise_id", LESSON08_IDS)
-def test_each_mistake_is_named_by_its_own_message(exercise_id, seed):
-    """The mistakes differ from the answer on every seed, and from each other."""
-    assert run_check(exercise_id, LEARNER_REFERENCE[exercise_id], seed=seed).passed
-    for wrong, message in learner_forms(exercise_id):
-        verdict = run_check(exercise_id, wrong, seed=seed)
-        assert not verdict.passed
-        assert verdict.reason == message
+def test_each_pre_ln_mistake_is_named_by_its_own_message(seed):
+    """The mistakes of 08.2, written as a learner writes them (with the functions they get)."""
+    assert run_check("08.2", lesson08.pre_ln_block, seed=seed).passed
+    mistakes = EXERCISES["08.2"].mistakes
+    assert len(PRE_LN_MISTAKES) == len(mistakes)
+    for wrong, mistake in zip(PRE_LN_MISTAKES, mistakes, strict=True):
+        verdict = run_check("08.2", wrong, seed=seed)
+        assert not verdict.passed and verdict.reason == mistake.message
 
 
 # --- The references agree with Keras and with our blocks --------------------------------------
@@ -135,14 +125,6 @@ def test_post_ln_example_equals_our_post_ln_block():
     np.testing.assert_allclose(ours, expected, atol=1e-5)
 
 
-def test_noam_reference_peaks_at_warmup():
-    steps = np.arange(1, 20001)
-    rates = lesson08.noam_learning_rate(steps, 512, 4000)
-    assert steps[np.argmax(rates)] == 4000
-    assert rates[0] == pytest.approx(512 ** -0.5 * 4000 ** -1.5)
-    assert rates.max() == pytest.approx(512 ** -0.5 * 4000 ** -0.5)
-
-
 # --- 08.1 layer_norm --------------------------------------------------------------------------
 
 
@@ -213,101 +195,176 @@ def test_pre_ln_messages_name_the_mistake():
                        "Your second residual adds the block's input x", "You swapped the norms",
                        "You normalise the sublayer's output", "Your block has no residual",
                        "Both sublayers read the block's input x",
-                       "You normalise the block's output"]
+                       "You normalise the block's output", "You use norm1 before both",
+                       "The feed-forward net reads h unnormalised",
+                       "Self-attention reads x unnormalised",
+                       "Your first step is post-LN"]
     for wrong, start in zip(PRE_LN_MISTAKES, expected_starts, strict=True):
         assert reason_for("08.2", wrong).startswith(start), wrong.__name__
 
 
-def test_pre_ln_that_raises_names_the_error():
+def test_pre_ln_that_raises_names_the_error_and_only_what_the_function_received():
     def pre_ln_block(x, self_attention, feed_forward, norm1, norm2):
         return x + self_attention(norm1(x), x)
 
-    assert reason_for("08.2", pre_ln_block).startswith("`pre_ln_block` raised TypeError")
+    reason = reason_for("08.2", pre_ln_block)
+    assert reason.startswith("`pre_ln_block` raised TypeError")
+    assert "four functions, self_attention, feed_forward, norm1 and norm2" in reason
+    assert "w_mix" not in reason and "gamma1" not in reason
 
 
-# --- 08.3 feed_forward ------------------------------------------------------------------------
+def test_pre_ln_otherwise_wrong_quotes_only_what_the_function_received():
+    def pre_ln_block(x, self_attention, feed_forward, norm1, norm2):
+        return lesson08.pre_ln_block(x, self_attention, feed_forward, norm1, norm2) + 0.1
+
+    reason = reason_for("08.2", pre_ln_block)
+    assert reason.startswith("Your `output` is off by up to 0.1")
+    assert "w_mix" not in reason and "gamma1" not in reason
 
 
-def test_feed_forward_alternative_passes():
-    def feed_forward(x, W1, b1, W2, b2):
-        hidden = np.einsum("...d,df->...f", x, W1) + b1
-        return np.einsum("...f,fd->...d", np.where(hidden > 0, hidden, 0.0), W2) + b2
+# --- 08.3 DecoderBlock (build) ----------------------------------------------------------------
 
-    passes("08.3", feed_forward)
+SEEDS = (CHECK_SEED, 0, 1)
 
 
-def test_feed_forward_without_relu():
-    def feed_forward(x, W1, b1, W2, b2):
-        return (x @ W1 + b1) @ W2 + b2
-
-    assert reason_for("08.3", feed_forward).startswith("There is no ReLU")
+def block(*replacements):
+    return solution_object("08.3", "DecoderBlock", *replacements)
 
 
-def test_feed_forward_with_relu_on_the_output():
-    def feed_forward(x, W1, b1, W2, b2):
-        return np.maximum(0, (x @ W1 + b1) @ W2 + b2)
+def test_decoder_block_reference_equals_keras_hub():
+    """The NumPy reference is keras_hub's TransformerDecoder (post-LN) with the same weights,
+    on the real decoder tokens."""
+    import keras_hub
 
-    assert reason_for("08.3", feed_forward).startswith("Your ReLU is on the output")
-
-
-def test_feed_forward_with_the_weights_in_the_wrong_order_gets_the_error_hint():
-    def feed_forward(x, W1, b1, W2, b2):
-        return np.maximum(0, x @ W2 + b2) @ W1 + b1
-
-    reason = reason_for("08.3", feed_forward)
-    assert reason.startswith("`feed_forward` raised ValueError")
-    assert reason.endswith("x @ W1 first, then @ W2.")
-
-
-def test_feed_forward_with_the_residual():
-    def feed_forward(x, W1, b1, W2, b2):
-        return x + np.maximum(0, x @ W1 + b1) @ W2 + b2
-
-    assert reason_for("08.3", feed_forward).startswith("You added the residual x")
-
-
-# --- 08.4 noam_learning_rate ------------------------------------------------------------------
-
-
-def test_noam_alternative_passes():
-    def noam_learning_rate(step, d_model, warmup):
-        step = np.asarray(step, dtype=float)
-        return np.where(step < warmup, step * warmup ** -1.5, step ** -0.5) / np.sqrt(d_model)
-
-    passes("08.4", noam_learning_rate)
+    exercise = EXERCISES["08.3"]
+    for case in exercise.cases(CHECK_SEED):
+        theirs = keras_hub.layers.TransformerDecoder(int(case["intermediate_dim"]),
+                                                     int(case["num_heads"]),
+                                                     layer_norm_epsilon=1e-5)
+        x, encoder = case["x"].astype("float32"), case["encoder_outputs"].astype("float32")
+        masks = {"decoder_padding_mask": case["decoder_padding_mask"],
+                 "encoder_padding_mask": case["encoder_padding_mask"]}
+        theirs(x, encoder, **masks)
+        for ours, their_name in (("self_attention", "_self_attention_layer"),
+                                 ("self_attention_norm", "_self_attention_layer_norm"),
+                                 ("cross_attention", "_cross_attention_layer"),
+                                 ("cross_attention_norm", "_cross_attention_layer_norm"),
+                                 ("intermediate", "_feedforward_intermediate_dense"),
+                                 ("output_dense", "_feedforward_output_dense"),
+                                 ("feed_forward_norm", "_feedforward_layer_norm")):
+            getattr(theirs, their_name).set_weights(
+                [w.astype("float32") for w in lesson08._sublayer_weights(case, ours)])
+        expected = np.asarray(theirs(x, encoder, **masks))
+        real = case["decoder_padding_mask"]
+        np.testing.assert_allclose(exercise.call_model(exercise.reference, case)[0][real],
+                                   expected[real], atol=1e-4)
 
 
-def test_noam_counting_from_zero_is_off_by_one():
-    def noam_learning_rate(step, d_model, warmup):
-        step = np.asarray(step) + 1
-        return d_model ** -0.5 * np.minimum(step ** -0.5, step * warmup ** -1.5)
-
-    assert reason_for("08.4", noam_learning_rate).startswith("Your schedule is off by one")
+@pytest.mark.parametrize("seed", SEEDS)
+def test_the_solution_block_passes_on_every_seed(seed):
+    verdict = run_check("08.3", block(), seed=seed)
+    assert verdict.passed, verdict.reason
 
 
-def test_noam_without_the_model_size_factor():
-    def noam_learning_rate(step, d_model, warmup):
-        return np.minimum(np.asarray(step) ** -0.5, np.asarray(step) * warmup ** -1.5)
+CROSS = "looked_up = self.cross_attention(h, encoder_outputs, attention_mask=cross_mask)"
+BLOCK_SLIPS = {
+    "no causal mask": (("use_causal_mask=True", "use_causal_mask=False"),
+                       "has no causal mask"),
+    "encoder padding ignored": ((CROSS, CROSS.replace("attention_mask=cross_mask",
+                                                      "attention_mask=None")),
+                                "ignores `encoder_padding_mask`"),
+    "decoder padding ignored": (("attention_mask=self_mask, use_causal_mask=True",
+                                 "use_causal_mask=True"), "attend to the decoder's padding"),
+    "decoder padding on the queries": (
+        ("decoder_padding_mask[:, None, :]", "decoder_padding_mask[:, :, None]"),
+        "it hides queries (rows) instead of keys"),
 
-    assert reason_for("08.4", noam_learning_rate).startswith(
-        "You left out the factor d_model^-0.5")
+    "pre-LN first step": (("h = self.self_attention_norm(x + attended)",
+                           "h = x + self.self_attention(*[self.self_attention_norm(x)] * 2, "
+                           "attention_mask=self_mask, use_causal_mask=True)"),
+                          "Your self-attention step is pre-LN"),
+    "cross-attention from x": ((CROSS, CROSS.replace("self.cross_attention(h,",
+                                                     "self.cross_attention(x,")),
+                               "queries come from the block's input x"),
+    "no feed-forward residual": (("return self.feed_forward_norm(h + self.output_dense(",
+                                  "return self.feed_forward_norm(self.output_dense("),
+                                 "no residual connection"),
+}
 
 
-def test_noam_with_python_min_gets_the_error_hint():
-    def noam_learning_rate(step, d_model, warmup):
-        return d_model ** -0.5 * min(step ** -0.5, step * warmup ** -1.5)
-
-    reason = reason_for("08.4", noam_learning_rate)
-    assert reason.startswith("`noam_learning_rate` raised ValueError")
-    assert reason.endswith("use np.minimum (element-wise), not Python's min().")
-
-
-def test_noam_with_the_wrong_warmup_gets_the_peak_diagnosis():
-    def noam_learning_rate(step, d_model, warmup):
-        step = np.asarray(step, dtype=float)
-        return d_model ** -0.5 * np.minimum(step ** -0.5, step * (2 * warmup) ** -1.5)
-
-    assert reason_for("08.4", noam_learning_rate).startswith("Your learning rate peaks at step")
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("slip", sorted(BLOCK_SLIPS))
+def test_a_slip_in_the_block_fails_on_every_seed_with_its_name(slip, seed):
+    replacement, message = BLOCK_SLIPS[slip]
+    verdict = run_check("08.3", block(replacement), seed=seed)
+    assert not verdict.passed
+    assert message is None or message in verdict.reason, verdict.reason
 
 
-# --- The grader -------------------------------------------------------------------------------
+@pytest.mark.parametrize("seed", SEEDS)
+def test_a_block_that_normalises_each_sublayer_before_the_residual_is_named(seed):
+    """x + norm(sublayer(x)) at every step: neither post-LN nor pre-LN."""
+    verdict = run_check("08.3", block(
+        ("h = self.self_attention_norm(x + attended)",
+         "h = x + self.self_attention_norm(attended)"),
+        ("h = self.cross_attention_norm(h + looked_up)",
+         "h = h + self.cross_attention_norm(looked_up)"),
+        ("return self.feed_forward_norm(h + self.output_dense(self.intermediate(h)))",
+         "return h + self.feed_forward_norm(self.output_dense(self.intermediate(h)))")), seed=seed)
+    assert not verdict.passed
+    assert verdict.reason.startswith("You normalise each sublayer's output and then add it"), (
+        verdict.reason)
+
+
+def test_a_block_whose_sublayer_has_another_name_is_told_the_contract():
+    verdict = run_check("08.3", block(("self.feed_forward_norm = ", "self.ffn_norm = "),
+                                      ("return self.feed_forward_norm(", "return self.ffn_norm(")))
+    assert not verdict.passed and "has no sublayer `feed_forward_norm`" in verdict.reason
+
+
+# --- 08.4 greedy_decode -----------------------------------------------------------------------
+
+
+def decoder(*replacements):
+    return solution_object("08.4", "greedy_decode", *replacements)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_the_solution_decoder_passes_on_every_seed(seed):
+    verdict = run_check("08.4", decoder(), seed=seed)
+    assert verdict.passed, verdict.reason
+
+
+DECODER_SLIPS = {
+    "first position's logits": (("logits[:, -1].argmax(axis=-1)", "logits[:, 0].argmax(axis=-1)"),
+                                "You take the logits of the first decoder step"),
+    "start token kept": (("tokens[:, :decoded.shape[1] - 1] = decoded[:, 1:]",
+                          "tokens = np.full((len(source_ids), max_length + 1), pad_id)\n"
+                          "    tokens[:, :decoded.shape[1]] = decoded"),
+                         "Your tokens begin with start_id"),
+    "no padding after the end": (("next_token = np.where(ended, pad_id, next_token)",
+                                  "next_token = next_token"),
+                                 "Your rows go on after their end token"),
+    "stops at the first end": (("if ended.all():", "if ended.any():"),
+                               "stops every row when the first row ends"),
+    "no feedback": (("logits = keras.ops.convert_to_numpy(model((source_ids, decoded)))\n"
+                     "        next_token = logits[:, -1].argmax(axis=-1)",
+                     "logits = keras.ops.convert_to_numpy(model((source_ids, np.full((len("
+                     "source_ids), max_length), start_id))))\n        next_token = logits[:, "
+                     "decoded.shape[1] - 1].argmax(axis=-1)"),
+                    "Your decoder never reads its own output"),
+}
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("slip", sorted(DECODER_SLIPS))
+def test_a_slip_in_the_decoder_is_named_on_every_seed(slip, seed):
+    replacement, message = DECODER_SLIPS[slip]
+    verdict = run_check("08.4", decoder(replacement), seed=seed)
+    assert not verdict.passed and message in verdict.reason, verdict.reason
+
+
+def test_a_decoder_that_argmaxes_over_the_wrong_axis_is_told_where_it_first_differs():
+    verdict = run_check("08.4", decoder(("logits[:, -1].argmax(axis=-1)",
+                                         "logits[:, -1].argmax(axis=0)[:1].repeat(len(logits))")))
+    assert not verdict.passed and verdict.reason.startswith("Row 0 of your tokens first differs")

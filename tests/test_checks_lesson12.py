@@ -126,3 +126,62 @@ def test_a_split_that_drops_the_last_test_pair_gets_a_shape_message():
         return (*rest, test_inputs[1:], test_targets[1:])
 
     assert reason_for("12.3", forecast_windows).startswith("Your `test_inputs` has shape")
+
+
+# --- Slips a learner makes, in the learner's own code, named by the check -------------------
+
+
+def _learners_patch_tokens(kernel_transposed=False, bias_on_class_token=False):
+    def patch_tokens(images, kernel, bias, class_token, positions):
+        batch, height, width, channels = images.shape
+        ph, pw, _, depth = kernel.shape
+        grid = images.reshape(batch, height // ph, ph, width // pw, pw, channels)
+        patches = grid.transpose(0, 1, 3, 2, 4, 5).reshape(batch, -1, ph * pw * channels)
+        if kernel_transposed:
+            kernel = kernel.transpose(1, 0, 2, 3)
+        embedded = patches @ kernel.reshape(-1, depth) + bias
+        token = np.tile(class_token + (bias if bias_on_class_token else 0), (batch, 1, 1))
+        return np.concatenate([token, embedded], axis=1) + positions
+
+    return patch_tokens
+
+
+def test_the_learners_own_patch_tokens_pass():
+    assert run_check("12.1", _learners_patch_tokens()).passed
+
+
+def test_a_kernel_read_with_rows_and_columns_swapped_is_named():
+    assert reason_for("12.1", _learners_patch_tokens(kernel_transposed=True)).startswith(
+        "You read the kernel with its first two axes swapped")
+
+
+def test_the_patch_bias_on_the_class_token_is_named():
+    assert reason_for("12.1", _learners_patch_tokens(bias_on_class_token=True)).startswith(
+        "Your class token has the patch embedding's bias added")
+
+
+def test_a_training_pair_that_ends_at_the_split_is_named():
+    def forecast_windows(series, window, horizon, first_test_index):
+        train, test = ([], []), ([], [])
+        for start in range(window, len(series) - horizon + 1):
+            pair = (series[start - window:start], series[start:start + horizon])
+            side = (train if start + horizon - 1 <= first_test_index
+                    else test if start >= first_test_index else None)
+            if side is not None:
+                side[0].append(pair[0])
+                side[1].append(pair[1])
+        return tuple(np.reshape(part, (len(part), -1)) for part in (*train, *test))
+
+    assert reason_for("12.3", forecast_windows).startswith(
+        "Some of your training pairs have their last target at first_test_index")
+
+
+def test_distances_laid_out_column_by_column_are_named():
+    def attention_distance_by_patch(weights, grid_rows, grid_columns, patch_size):
+        right = lesson12.attention_distance_by_patch(weights, grid_rows, grid_columns,
+                                                     patch_size)
+        by_patch = right.reshape(right.shape[0], -1)           # (H, N), row by row
+        return by_patch.reshape(-1, grid_columns, grid_rows).transpose(0, 2, 1)
+
+    assert reason_for("12.4", attention_distance_by_patch).startswith(
+        "Your distances are right, but laid out on the grid column by column")

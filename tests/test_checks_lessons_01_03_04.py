@@ -6,9 +6,11 @@ solution notebooks and their learner copies.)"""
 from collections import Counter
 
 import numpy as np
+import pytest
 
 from course_lib.checks import EXERCISES, lesson01, lesson03, lesson04, run_check
-from course_lib.checks.core import Outcome, diagnose
+from course_lib.checks.core import CHECK_SEED, Outcome, diagnose
+from tests.exercise_sources import solution_object
 
 
 def reason_for(exercise_id, function):
@@ -99,7 +101,8 @@ def test_mask_without_a_feature_axis():
 
     reason = reason_for("01.2", masked_mean_pool)
     assert reason.startswith("`masked_mean_pool` raised ValueError")
-    assert reason.endswith("mask[..., None] has shape (B, S, 1).")
+    assert reason.endswith("Hint: the mask is (B, S) and the outputs (B, S, d): the mask needs an "
+                           "axis to broadcast against the features.")
 
 
 def test_mean_over_the_features():
@@ -173,67 +176,158 @@ def test_one_accuracy_instead_of_two():
         "(token_accuracy, sequence_accuracy).")
 
 
-# --- 03.1 additive_scores ----------------------------------------------------------------------
+# --- 01.4 AttentionSeq2Seq (build: trains) -----------------------------------------------------
+# Each run trains a small model (about 10 s of one core): a few seeds, the solution and three
+# usual slips: the bottleneck, the unmasked source and the softmax over the decoder steps.
+
+WITH_CONTEXT = ("return self.classifier(self.combine(ops.concatenate([decoder_outputs, context], "
+                "axis=-1)))")
 
 
-def _pairwise(query, keys, W1, W2):
-    return (query @ W1)[:, :, None, :] + (keys @ W2)[:, None, :, :]
+def seq2seq(*replacements):
+    return solution_object("01.4", "AttentionSeq2Seq", *replacements)
 
 
-def test_additive_scores_without_tanh():
-    def additive_scores(query, keys, W1, W2, v):
-        return np.einsum("bqku,u->bqk", _pairwise(query, keys, W1, W2), v)
-
-    assert reason_for("03.1", additive_scores).startswith("Your scores are missing the tanh")
-
-
-def test_additive_scores_with_v_inside_the_tanh():
-    def additive_scores(query, keys, W1, W2, v):
-        return np.tanh(_pairwise(query, keys, W1, W2) @ v)
-
-    assert "tanh after multiplying by v" in reason_for("03.1", additive_scores)
+@pytest.mark.parametrize("seed", [CHECK_SEED, 0, 1])
+def test_the_solution_seq2seq_reaches_the_bar_on_every_seed(seed):
+    verdict = run_check("01.4", seq2seq(), seed=seed)
+    assert verdict.passed, verdict.reason
 
 
-def test_additive_scores_summing_instead_of_v():
-    def additive_scores(query, keys, W1, W2, v):
-        return np.tanh(_pairwise(query, keys, W1, W2)).sum(-1)
-
-    assert "instead of weighting them by v" in reason_for("03.1", additive_scores)
-
-
-def test_additive_weights_instead_of_scores():
-    def additive_scores(query, keys, W1, W2, v):
-        scores = lesson03.additive_scores(query, keys, W1, W2, v)
-        return np.exp(scores) / np.exp(scores).sum(-1, keepdims=True)
-
-    assert "returned the attention weights" in reason_for("03.1", additive_scores)
+@pytest.mark.parametrize("seed", [CHECK_SEED, 0])
+def test_the_bottleneck_fails_on_every_seed_with_its_signature(seed):
+    """The same model without the attention: the decoder reads the source through its initial
+    state only."""
+    verdict = run_check("01.4", seq2seq(
+        (WITH_CONTEXT, "return self.classifier(self.combine(decoder_outputs))")), seed=seed)
+    assert not verdict.passed and "the signature of the bottleneck" in verdict.reason, (
+        verdict.reason)
 
 
-def test_additive_scores_with_w1_and_w2_swapped():
-    def additive_scores(query, keys, W1, W2, v):
-        return np.tanh(_pairwise(query, keys, W2, W1)) @ v
+def test_a_seq2seq_that_reads_padding_is_named():
+    verdict = run_check("01.4", seq2seq(
+        ("mask=source_mask)             # state: after the last", ")"),
+        ("weights = masked_softmax(scores, source_mask[:, None, :])",
+         "weights = masked_softmax(scores, None)")))
+    assert not verdict.passed
+    assert verdict.reason.startswith("Your model's logits change when the same sources come "
+                                     "with more padding")
 
-    reason = reason_for("03.1", additive_scores)
-    assert reason.startswith("`additive_scores` raised ValueError: matmul")
-    assert "W1 (dq, units) multiplies the query" in reason
+
+def test_a_seq2seq_whose_attention_is_normalised_over_the_decoder_steps_is_named():
+    """The softmax over the wrong axis (the queries'): each weight then depends on every
+    decoder step's output, later ones included."""
+    verdict = run_check("01.4", seq2seq(
+        ("weights = masked_softmax(scores, source_mask[:, None, :])",
+         "weights = ops.softmax(scores, axis=1) * ops.cast(source_mask[:, None, :], "
+         "scores.dtype)")))
+    assert not verdict.passed
+    assert "normalised over the decoder steps instead of the source positions" in (
+        verdict.reason), verdict.reason
 
 
-def test_additive_scores_transposed():
-    def additive_scores(query, keys, W1, W2, v):
-        return np.swapaxes(lesson03.additive_scores(query, keys, W1, W2, v), -1, -2)
+def test_the_seq2seq_judgement_reads_the_arrays_alone():
+    """The grader's path, on made-up outputs: perfect predictions pass; a decoder that reads
+    ahead, or whose logits have the wrong shape, is named without any training."""
+    exercise = EXERCISES["01.4"]
+    case = exercise.cases(CHECK_SEED)[0]
+    _, test = lesson01.reversal_data(case["seed"])
+    logits = np.random.default_rng(0).normal(size=(8, test.targets.shape[1], 13))
+    ahead = logits.copy()
+    ahead[:, 0] += 1.0
+    right = (test.targets, logits, logits, logits)
+    assert diagnose(exercise, [case], [Outcome(outputs=right)], [None]).passed
+    leaky = diagnose(exercise, [case], [Outcome(outputs=(test.targets, logits, logits, ahead))],
+                     [None])
+    assert "reads ahead" in leaky.reason
+    flat = diagnose(exercise, [case], [Outcome(outputs=(test.targets, logits[..., 0],
+                                                         logits[..., 0], logits[..., 0]))],
+                    [None])
+    assert flat.reason.startswith("Your model returns an array of shape (8, 11)")
 
-    assert reason_for("03.1", additive_scores).startswith(
-        "Your `scores` is transposed: expected shape (2, 3, 5)")
+
+# --- 03.1 BahdanauAttention (build) ---------------------------------------------------------
+
+SEEDS = (CHECK_SEED, 0, 1)
+
+
+def bahdanau(*replacements):
+    return solution_object("03.1", "BahdanauAttention", *replacements)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_the_solution_layer_passes_on_every_seed(seed):
+    verdict = run_check("03.1", bahdanau(), seed=seed)
+    assert verdict.passed, verdict.reason
+
+
+SOFTMAX = "weights = masked_softmax(scores, None if mask is None else mask[:, None, :])"
+BAHDANAU_SLIPS = {
+    "no tanh": (("hidden = ops.tanh(projected_query + projected_values)",
+                 "hidden = projected_query + projected_values"), "missing the tanh"),
+    "mask ignored": ((SOFTMAX, "weights = masked_softmax(scores, None)"),
+                     "Your layer ignores `mask`"),
+    "mask inverted": ((SOFTMAX, SOFTMAX.replace("mask[:, None, :]", "~mask[:, None, :]")),
+                      "Your mask has the opposite polarity"),
+    "mask after the softmax": ((SOFTMAX, "weights = masked_softmax(scores, None) * (1.0 if mask "
+                                "is None else ops.cast(mask[:, None, :], scores.dtype))"),
+                               "You zero the padded positions after the softmax"),
+    "units summed": (("scores = ops.matmul(hidden, self.score_vector)",
+                      "scores = ops.sum(hidden, axis=-1)"), "instead of weighting them by"),
+    "frozen weight": (('self.score_vector = self.add_weight(name="score_vector", '
+                       'shape=(self.units,))', 'self.score_vector = self.add_weight('
+                       'name="score_vector", shape=(self.units,), trainable=False)'),
+                      "a training step leaves score_vector unchanged"),
+}
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("slip", sorted(BAHDANAU_SLIPS))
+def test_a_slip_in_the_bahdanau_layer_is_named_on_every_seed(slip, seed):
+    replacement, message = BAHDANAU_SLIPS[slip]
+    verdict = run_check("03.1", bahdanau(replacement), seed=seed)
+    assert not verdict.passed and message in verdict.reason, verdict.reason
+
+
+def test_a_layer_for_three_dimensional_queries_only_names_the_call():
+    verdict = run_check("03.1", bahdanau(("single_step = len(query.shape) == 2",
+                                          "single_step = False")))
+    assert not verdict.passed
+    assert "query of shape (3, 5)" in verdict.reason, verdict.reason
 
 
 # --- 03.2 teacher_forcing_inputs ---------------------------------------------------------------
+
+
+LEAK = "the leak that makes teacher-forced training look perfect"
 
 
 def test_decoder_reads_the_answer():
     def teacher_forcing_inputs(targets, start_id=1, end_id=2, pad_id=0):
         return targets.copy()
 
-    assert "a leak" in reason_for("03.2", teacher_forcing_inputs)
+    reason = reason_for("03.2", teacher_forcing_inputs)
+    assert reason.startswith("Your decoder inputs are the targets themselves") and LEAK in reason
+
+
+def test_decoder_reads_the_answer_with_the_ends_made_padding():
+    """Not shifted, but otherwise tidy: still the leak, not a difference of numbers."""
+    def teacher_forcing_inputs(targets, start_id=1, end_id=2, pad_id=0):
+        inputs = np.where(targets == end_id, pad_id, targets)
+        inputs[:, 0] = np.where(inputs[:, 0] == pad_id, pad_id, inputs[:, 0])
+        return inputs
+
+    reason = reason_for("03.2", teacher_forcing_inputs)
+    assert reason.startswith("Your decoder inputs are the targets themselves") and LEAK in reason
+
+
+def test_decoder_reads_the_answer_behind_a_start_token_written_over_it():
+    def teacher_forcing_inputs(targets, start_id=1, end_id=2, pad_id=0):
+        inputs = targets.copy()
+        inputs[:, 0] = start_id
+        return inputs
+
+    assert LEAK in reason_for("03.2", teacher_forcing_inputs)
 
 
 def test_shifted_left():
@@ -242,7 +336,19 @@ def test_shifted_left():
         shifted[:, -1] = pad_id
         return shifted
 
-    assert reason_for("03.2", teacher_forcing_inputs).startswith("You shifted the targets left")
+    reason = reason_for("03.2", teacher_forcing_inputs)
+    assert reason.startswith("Your decoder inputs are the targets shifted left") and LEAK in reason
+
+
+def test_shifted_left_with_a_start_token_in_front():
+    def teacher_forcing_inputs(targets, start_id=1, end_id=2, pad_id=0):
+        shifted = np.roll(targets, -1, axis=1)
+        shifted[:, -1] = pad_id
+        shifted[:, 0] = start_id
+        return np.where(shifted == end_id, pad_id, shifted)
+
+    reason = reason_for("03.2", teacher_forcing_inputs)
+    assert "shifted left" in reason and LEAK in reason
 
 
 def test_end_token_kept_in_the_inputs():
@@ -327,7 +433,7 @@ def test_short_candidate_divides_by_zero():
 
     reason = reason_for("03.3", clipped_precision)
     assert reason.startswith("`clipped_precision` raised ZeroDivisionError")
-    assert reason.endswith("return 0.0 for a candidate shorter than n.")
+    assert "a candidate shorter than n has no n-gram, and its precision is then 0.0" in reason
 
 
 def test_a_correct_precision_written_with_counter_intersection_passes():
@@ -377,7 +483,7 @@ def test_concat_with_the_wrong_split_of_w():
 
     reason = reason_for("04.1", concat_score)
     assert reason.startswith("`concat_score` raised ValueError")
-    assert "W[:dq] multiplies the query" in reason
+    assert "W has dq + dk rows, one per feature of [q; k]" in reason
 
 
 # --- 04.2 local_m_mask -------------------------------------------------------------------------
@@ -451,7 +557,7 @@ def test_positions_with_lengths_not_broadcast():
 
     reason = reason_for("04.3", predicted_positions)
     assert reason.startswith("`predicted_positions` raised ValueError")
-    assert reason.endswith("[:, None], to scale the (B, Tq) sigmoid.")
+    assert reason.endswith("the lengths need an axis for the target steps.")
 
 
 def test_positions_not_scaled():
@@ -461,89 +567,56 @@ def test_positions_not_scaled():
     assert "between 0 and 1" in reason_for("04.3", predicted_positions)
 
 
-# --- 04.4 local_p_weights ----------------------------------------------------------------------
+# --- 04.4 LocalPAttention (build) ------------------------------------------------------------
 
 
-def _window_softmax(scores, window):
-    exponentials = np.where(window, np.exp(scores - np.where(window, scores, -np.inf).max(
-        -1, keepdims=True)), 0.0)
-    return exponentials / exponentials.sum(-1, keepdims=True)
+def local_p(*replacements):
+    return solution_object("04.4", "LocalPAttention", *replacements)
 
 
-def _local_p(scores, positions, source_mask, D, sigma=None, window_width=None):
-    s = np.arange(scores.shape[-1])
-    p = positions[..., None]
-    width = D if window_width is None else window_width
-    window = (np.abs(s - p) <= width) & source_mask[:, None, :]
-    sigma = D / 2 if sigma is None else sigma
-    return _window_softmax(scores, window) * np.exp(-(s - p) ** 2 / (2 * sigma ** 2))
+@pytest.mark.parametrize("seed", SEEDS)
+def test_the_solution_local_p_layer_passes_on_every_seed(seed):
+    verdict = run_check("04.4", local_p(), seed=seed)
+    assert verdict.passed, verdict.reason
 
 
-def test_local_p_without_the_gaussian():
-    def local_p_weights(scores, positions, source_mask, D):
-        s = np.arange(scores.shape[-1])
-        window = (np.abs(s - positions[..., None]) <= D) & source_mask[:, None, :]
-        return _window_softmax(scores, window)
-
-    assert reason_for("04.4", local_p_weights).startswith(
-        "Your weights are the softmax over the window without the Gaussian")
-
-
-def test_local_p_sigma_equal_to_d():
-    def local_p_weights(scores, positions, source_mask, D):
-        return _local_p(scores, positions, source_mask, D, sigma=D)
-
-    assert "σ = D;" in reason_for("04.4", local_p_weights)
-
-
-def test_local_p_window_ignored():
-    def local_p_weights(scores, positions, source_mask, D):
-        s = np.arange(scores.shape[-1])
-        gaussian = np.exp(-(s - positions[..., None]) ** 2 / (2 * (D / 2) ** 2))
-        return _window_softmax(scores, np.broadcast_to(source_mask[:, None, :],
-                                                       scores.shape)) * gaussian
-
-    assert reason_for("04.4", local_p_weights).startswith(
-        "Your softmax runs over the whole sentence, not the window")
+LOCAL_P_SLIPS = {
+    "sigma = D": (("sigma = self.half_width / 2", "sigma = self.half_width"),
+                  "Your Gaussian has σ = D"),
+    "no gaussian": (("weights = masked_softmax(scores, window) * ops.exp(-offsets**2 / (2 * "
+                     "sigma**2))", "weights = masked_softmax(scores, window)"),
+                    "without the Gaussian"),
+    "window into the padding": (("& real[:, None, :]", ""), "not clipped to the sentence"),
+    "padded length": (("lengths = ops.sum(ops.cast(real, query.dtype), axis=1, keepdims=True)",
+                       "lengths = ops.cast(ops.shape(values)[1], query.dtype)"),
+                      "scaled by the padded length S"),
+    "no sigmoid": (("lengths * ops.sigmoid(ops.matmul(hidden, self.position_vector))",
+                    "lengths * ops.matmul(hidden, self.position_vector)"), "have no sigmoid"),
+    "renormalised": (("return ops.matmul(weights, values), weights, positions",
+                      "weights = weights / ops.sum(weights, axis=-1, keepdims=True)\n"
+                      "        return ops.matmul(weights, values), weights, positions"),
+                     "You renormalised the weights"),
+    "window at the floor": (("window = (ops.abs(offsets) <= self.half_width)",
+                             "window = (ops.abs(source[None, None, :] - ops.floor(positions)[:, :, "
+                             "None]) <= self.half_width)"), "centred on the position rounded down"),
+    "rounded position": (("offsets = source[None, None, :] - positions[:, :, None]",
+                          "offsets = source[None, None, :] - ops.round(positions)[:, :, None]"),
+                         "You rounded p_t"),
+}
 
 
-def test_local_p_window_into_the_padding():
-    def local_p_weights(scores, positions, source_mask, D):
-        return _local_p(scores, positions, np.ones_like(source_mask), D)
-
-    assert "not clipped to the sentence" in reason_for("04.4", local_p_weights)
-
-
-def test_local_p_renormalised():
-    def local_p_weights(scores, positions, source_mask, D):
-        weights = _local_p(scores, positions, source_mask, D)
-        return weights / weights.sum(-1, keepdims=True)
-
-    assert reason_for("04.4", local_p_weights).startswith("You renormalised the weights")
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("slip", sorted(LOCAL_P_SLIPS))
+def test_a_slip_in_the_local_p_layer_is_named_on_every_seed(slip, seed):
+    replacement, message = LOCAL_P_SLIPS[slip]
+    verdict = run_check("04.4", local_p(replacement), seed=seed)
+    assert not verdict.passed and message in verdict.reason, verdict.reason
 
 
-def test_local_p_rounded_position():
-    def local_p_weights(scores, positions, source_mask, D):
-        return _local_p(scores, np.round(positions), source_mask, D)
-
-    assert reason_for("04.4", local_p_weights).startswith("You rounded p_t")
-
-
-def test_local_p_window_one_too_wide_is_seen_from_the_weights():
-    def local_p_weights(scores, positions, source_mask, D):
-        return _local_p(scores, positions, source_mask, D, window_width=D + 1)
-
-    assert reason_for("04.4", local_p_weights).startswith(
-        "Your weights are not zero outside the window")
-
-
-def test_local_p_weights_on_padding_are_seen_from_the_weights():
-    def local_p_weights(scores, positions, source_mask, D):
-        weights = _local_p(scores, positions, source_mask, D)
-        return np.where(source_mask[:, None, :], weights, 0.01)
-
-    assert reason_for("04.4", local_p_weights).startswith(
-        "Your weights are not zero on the padding")
+def test_a_local_p_layer_with_the_window_one_too_wide_is_seen_from_the_weights():
+    verdict = run_check("04.4", local_p(("<= self.half_width)", "<= self.half_width + 1)")))
+    assert not verdict.passed
+    assert verdict.reason.startswith("Your weights are not zero outside the window")
 
 
 # --- The grader's path: outputs that came back as data ------------------------------------------

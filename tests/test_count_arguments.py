@@ -8,9 +8,12 @@ import numpy as np
 import pytest
 
 from course_lib import (
+    attribution,
     data,
+    explanations,
     forecasting,
     generation,
+    glimpses,
     gpt,
     models,
     sentiment,
@@ -22,9 +25,16 @@ from course_lib import (
 )
 from course_lib.attention import sliding_window_mask
 from course_lib.attention_maps import patch_distances
+from course_lib.efficient_attention import (
+    block_sparse_attention,
+    causal_linear_attention,
+    longformer_mask,
+    tiled_attention,
+)
 from course_lib.layers import (
     BahdanauAttention,
     CachedMultiHeadAttention,
+    GlimpseSensor,
     GroupedQueryAttention,
     LearnedPositionEmbedding,
     LocalAttention,
@@ -36,10 +46,14 @@ from course_lib.layers import (
 )
 from course_lib.layers.alibi_bias import alibi_slopes
 from course_lib.layers.grouped_query_attention import attention_parameters
+from course_lib.recall import RecallModel, associative_recall_task
+from course_lib.sentiment_classifier import SentenceClassifier
 from course_lib.transformer_translator import TransformerTranslator
 from course_lib.validation import require_positive_int
 
 pytestmark = pytest.mark.backends
+
+SEQUENCE = np.ones((1, 6, 4), dtype="float32")  # query, keys and values of the functions below
 
 CALLS = {
     "bahdanau_units": lambda value: BahdanauAttention(value),
@@ -63,6 +77,14 @@ CALLS = {
     "vocabulary_min_count": lambda value: translation.Vocabulary.build([["a"]], min_count=value),
     "batch_size": lambda value: training.length_bucketed_batches(
         data.reversal_task(8, 3, 5, 10, seed=0), value, seed=0),
+    "tiled_block_size": lambda value: tiled_attention(*[SEQUENCE] * 3, block_size=value),
+    "sparse_block_size": lambda value: block_sparse_attention(*[SEQUENCE] * 3, window=2,
+                                                              block_size=value),
+    "causal_linear_chunk_size": lambda value: causal_linear_attention(*[SEQUENCE] * 3,
+                                                                      chunk_size=value),
+    "longformer_mask_length": lambda value: longformer_mask(value, 2),
+    "recall_num_pairs": lambda value: associative_recall_task(10, value, 8, 4, seed=0),
+    "recall_key_dim": lambda value: RecallModel(10, 4, key_dim=value),
     "cached_mha_num_heads": lambda value: CachedMultiHeadAttention(value, 4),
     "gpt_vocabulary_size": lambda value: gpt.GPT(value, 8),
     "gpt_context_length": lambda value: gpt.GPT(10, value),
@@ -106,6 +128,31 @@ CALLS = {
     "attention_parameters_head_dim": lambda value: attention_parameters(16, value, 4, 2),
     "training_length": lambda value: gpt.fit_gpt(gpt.GPT(10, 8), np.arange(50) % 10, 1,
                                                  length=value),
+    "glimpse_size": lambda value: GlimpseSensor(value),
+    "canvas_grid": lambda value: glimpses.make_canvases(np.zeros((2, 8, 8, 1)), [0, 1],
+                                                        grid=value),
+    "canvas_copies": lambda value: glimpses.make_canvases(np.zeros((2, 8, 8, 1)), [0, 1],
+                                                          copies=value),
+    "canvas_fragment_size": lambda value: glimpses.make_canvases(
+        np.zeros((2, 8, 8, 1)), [0, 1], fragment_size=value),
+    "glimpse_classifier_units": lambda value: glimpses.GlimpseClassifier(units=value),
+    "glimpse_classifier_scorer_units": lambda value: glimpses.GlimpseClassifier(
+        scorer_units=value),
+    "glimpse_classifier_coarse_factor": lambda value: glimpses.GlimpseClassifier(
+        coarse_factor=value),
+    "glimpse_classifier_classes": lambda value: glimpses.GlimpseClassifier(classes=value),
+    "sentence_classifier_vocabulary": lambda value: SentenceClassifier(value),
+    "sentence_classifier_d_model": lambda value: SentenceClassifier(10, d_model=value),
+    "leave_one_out_batch_size": lambda value: attribution.leave_one_out(
+        lambda ids: np.zeros(len(ids)), np.ones((2, 3), "int32"), batch_size=value),
+    "permutations": lambda value: attribution.permuted_weights(np.ones((2, 3)),
+                                                               np.ones((2, 3), bool), value),
+    "gradient_statistics_draws": lambda value: glimpses.location_gradient_statistics(
+        None, None, draws=value),
+    "gradient_statistics_size": lambda value: glimpses.location_gradient_statistics(
+        None, None, size=value),
+    "agreement_min_words": lambda value: explanations.agreement(
+        {"mask": np.ones((2, 3), bool)}, min_words=value),
 }
 NAMES = {"bahdanau_units": "units", "luong_units": "units", "local_half_width": "half_width",
          "local_position_units": "position_units", "mha_num_heads": "num_heads",
@@ -136,7 +183,20 @@ NAMES = {"bahdanau_units": "units", "luong_units": "units", "local_half_width": 
          "gpt_sliding_window": "sliding_window", "alibi_num_heads": "num_heads",
          "window_mask_window": "window", "kv_cache_length": "length",
          "kv_cache_key_value_heads": "num_key_value_heads",
-         "attention_parameters_head_dim": "head_dim", "training_length": "length"}
+         "attention_parameters_head_dim": "head_dim", "training_length": "length",
+         "tiled_block_size": "block_size",
+         "sparse_block_size": "block_size", "causal_linear_chunk_size": "chunk_size",
+         "longformer_mask_length": "length", "recall_num_pairs": "num_pairs",
+         "recall_key_dim": "key_dim", "glimpse_size": "glimpse_size",
+         "canvas_grid": "grid", "canvas_copies": "copies",
+         "canvas_fragment_size": "fragment_size", "glimpse_classifier_units": "units",
+         "glimpse_classifier_scorer_units": "scorer_units",
+         "glimpse_classifier_coarse_factor": "coarse_factor",
+         "glimpse_classifier_classes": "classes",
+         "sentence_classifier_vocabulary": "vocabulary_size",
+         "sentence_classifier_d_model": "d_model", "leave_one_out_batch_size": "batch_size",
+         "permutations": "permutations", "gradient_statistics_draws": "draws",
+         "gradient_statistics_size": "size", "agreement_min_words": "min_words"}
 
 
 @pytest.mark.parametrize("value", [True, 2.5, 2.0, 0, -1, "2"],

@@ -17,9 +17,11 @@ from keras import ops
 from course_lib import gpt
 from course_lib.layers import (
     AlibiBias,
+    AttentionPooling,
     BahdanauAttention,
     CachedMultiHeadAttention,
     ClassToken,
+    GlimpseSensor,
     GroupedQueryAttention,
     LearnedPositionEmbedding,
     LocalAttention,
@@ -214,6 +216,26 @@ def grouped_query_pair(policy):
     ours = GroupedQueryAttention(4, 4, 2, sliding_window=3, dtype=policy)
     ours.copy_weights_from(theirs)
     return (lambda layer: layer(x, x, use_causal_mask=True)), ours, theirs
+def glimpse_sensor_pair(policy):
+    # No Keras counterpart: the same cut by Keras's Reshape, then a transpose and a reshape.
+    images = random_tensor((2, 4, 6, 3), 1)
+    theirs = keras.layers.Reshape((2, 2, 3, 2, 3), dtype=policy)  # (B, R, g, Cg, g, C)
+    return (lambda layer: layer(images),
+            lambda layer: ops.reshape(ops.transpose(layer(images), (0, 1, 3, 2, 4, 5)),
+                                      (2, 6, 2, 2, 3)),
+            GlimpseSensor(2, dtype=policy), theirs)
+
+
+def attention_pooling_pair(policy):
+    # Keras's dot-product Attention with the learned query as its query.
+    values, mask = random_tensor((2, 5, 6), 1), padding_mask_for(5)
+    ours = AttentionPooling(dtype=policy)
+    ours(values, mask)
+    scaled_random_weights(ours)
+    query = np.broadcast_to(ops.convert_to_numpy(ours.query), (2, 1, 6)).astype("float32")
+    theirs = keras.layers.Attention(dtype=policy)
+    return (lambda layer: layer(values, mask)[0],
+            lambda layer: layer([query, values], mask=[None, mask])[:, 0], ours, theirs)
 
 
 def same_call(pair):
@@ -247,6 +269,8 @@ PAIRS = {
     "rotary_embedding": lambda policy: same_call(rotary_pair(policy)),
     "alibi_bias": lambda policy: same_call(alibi_pair(policy)),
     "grouped_query_attention": lambda policy: same_call(grouped_query_pair(policy)),
+    "glimpse_sensor": glimpse_sensor_pair,
+    "attention_pooling": attention_pooling_pair,
 }
 
 

@@ -12,6 +12,7 @@ import csv
 import hashlib
 import io
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -25,7 +26,7 @@ import numpy as np
 import psutil
 import pytest
 
-from course_lib.checks import EXERCISES
+from course_lib.checks import EXERCISES, GRADING_TIMEOUTS_S
 from course_lib.checks.core import Outcome
 from course_lib.grading.exchange import (
     MAX_RESULT_BYTES,
@@ -35,7 +36,12 @@ from course_lib.grading.exchange import (
 )
 from course_lib.grading.installation import fingerprint
 from course_lib.grading.sandbox import BUBBLEWRAP, Sandbox, choose_sandbox
-from course_lib.grading.submissions import exercise_cells
+from course_lib.grading.submissions import (
+    LessonError,
+    assign_lessons,
+    exercise_cells,
+    lessons_in_text,
+)
 from tests.fixtures import make_submissions
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -81,7 +87,7 @@ EXPECTED = {
         "02.1": (0, "Your `weights` is off by up to"),
         "02.2": (0, "Your `weights` do not sum to 1 along the keys"),
         "02.3": (0, "Your `output` is off by up to"),
-        "02.4": (0, "your τ is too small"),
+        "02.4": (0, "your weights differ from the softmax of"),
     }),
     "fake_results": ("ok", every(0, "not done yet: `")),
     "corrupt_json": ("invalid_notebook", every(0, "invalid notebook: the file is not JSON")),
@@ -123,14 +129,15 @@ COPIES = {f"student_{number:02d}": COPIED[number % len(COPIED)]
           for number in range(BATCH_SIZE - len(GRADED))}
 
 
-def grade(folder: Path, sheet: Path, *options: str, python_path: Path = ROOT,
+def grade(folder: Path, sheet: Path, *options: str, timeout_s: float = TIMEOUT_S,
+          memory_mb: int = MEMORY_MB, python_path: Path = ROOT,
           sandbox: str = BUBBLEWRAP) -> subprocess.CompletedProcess:
     environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONHASHSEED": "0",
                    "PYTHONPATH": str(python_path), "COURSE_GRADER_SANDBOX": sandbox}
     return subprocess.run(
         [sys.executable, "-m", "course_lib.grading", str(folder), "--csv", str(sheet),
-         "--timeout", str(TIMEOUT_S), "--memory-mb", str(MEMORY_MB), "--jobs", "2", *options],
-        capture_output=True, text=True, env=environment, timeout=600, check=False)
+         "--timeout", str(timeout_s), "--memory-mb", str(memory_mb), "--jobs", "2", *options],
+        capture_output=True, text=True, env=environment, timeout=900, check=False)
 
 
 def read_rows(sheet: Path) -> dict[str, dict[str, str]]:
@@ -248,9 +255,9 @@ def rows(batch):
 
 
 def test_committed_fixtures_are_what_the_script_makes():
-    for folder, fixtures in ((FIXTURES, make_submissions.FIXTURES),
-                             (ATTACKS, make_submissions.ATTACK_FIXTURES)):
-        made = make_submissions.build(fixtures)
+    for folder, made in ((FIXTURES, make_submissions.build(make_submissions.FIXTURES)),
+                         (ATTACKS, make_submissions.build(make_submissions.ATTACK_FIXTURES)),
+                         (make_submissions.WRONG_BUILDS, make_submissions.wrong_builds())):
         committed = {path.name: path.read_text(encoding="utf-8")
                      for path in folder.glob("*.ipynb")}
         assert committed == made, "run `python tests/fixtures/make_submissions.py`"
@@ -281,7 +288,7 @@ def test_copies_get_the_grade_of_their_original(rows):
 
 def test_csv_columns_are_fixed(batch):
     header = batch.sheets[0].read_text().splitlines()[0]
-    expected = ["student", "status", "total", "max_total"]
+    expected = ["student", "status", "lesson", "total", "max_total"]
     for exercise_id in EXERCISE_IDS:
         expected += [f"{exercise_id}_score", f"{exercise_id}_reason"]
     assert header == ",".join(expected)
@@ -442,20 +449,41 @@ def test_exercises_are_found_by_marker_or_tag_anywhere():
 SOLUTIONS = sorted(path.name for path in (ROOT / "solutions").glob("*.ipynb"))
 
 
+# What the grader must say of each lesson's wrong_build fixture (see make_submissions.py).
+WRONG_BUILD_REASONS = {
+    "01": "the signature of the bottleneck",
+    "02": "as each point copies its own target (a leak)",
+    "03": "Your layer ignores `mask`",
+    "04": "Your Gaussian has σ = D",
+    "05": "Your scores are not scaled",
+    "06": "it cannot see word order",
+    "08": "has no causal mask",
+    "07": "Your mask has the opposite polarity",
+}
+DEFAULT_MEMORY_MB = 2048  # the grader's default: a kernel with Keras uses about 700 MB
+
+
 @pytest.mark.parametrize("lesson", SOLUTIONS)
 def test_grader_gives_each_solution_full_marks_and_its_learner_copy_nothing(lesson, tmp_path):
-    """What an instructor would see grading the course's own notebooks: every exercise of the
-    solution passes; the untouched learner copy gets 0 and "not done yet" for each, no error."""
+    """What an instructor would see grading the course's own notebooks with the timeout the
+    documentation gives for the lesson: every exercise of the solution passes; the untouched
+    learner copy gets 0 and "not done yet" for each, no error; the solution with one slip in
+    its build exercise loses that exercise only, with the slip named."""
+    number = lesson[:2]
     folder = tmp_path / "class"
     folder.mkdir()
     shutil.copyfile(ROOT / "solutions" / lesson, folder / "solution.ipynb")
     shutil.copyfile(ROOT / "notebooks" / "exercises" / lesson, folder / "untouched.ipynb")
+    wrong = FIXTURES / "wrong_builds" / f"wrong_build_{number}.ipynb"
+    if wrong.exists():
+        shutil.copyfile(wrong, folder / "wrong_build.ipynb")
     sheet = tmp_path / "grades.csv"
-    result = grade(folder, sheet)
+    result = grade(folder, sheet, timeout_s=GRADING_TIMEOUTS_S[number],
+                   memory_mb=DEFAULT_MEMORY_MB)
     assert result.returncode == 0, result.stderr
     rows = {row["student"]: row for row in csv.DictReader(io.StringIO(sheet.read_text()))}
-    assert set(rows) == {"solution", "untouched"}
-    exercise_ids = [e.exercise_id for e in EXERCISES.values() if e.lesson == lesson[:2]]
+    assert set(rows) == {"solution", "untouched"} | ({"wrong_build"} if wrong.exists() else set())
+    exercise_ids = [e.exercise_id for e in EXERCISES.values() if e.lesson == number]
     assert len(exercise_ids) >= 2, "each lesson has 2 to 4 exercises"
     for student, total in (("solution", len(exercise_ids)), ("untouched", 0)):
         row = rows[student]
@@ -464,36 +492,93 @@ def test_grader_gives_each_solution_full_marks_and_its_learner_copy_nothing(less
     for exercise_id in exercise_ids:
         assert rows["solution"][f"{exercise_id}_reason"].startswith("passed (")
         assert rows["untouched"][f"{exercise_id}_reason"].startswith("not done yet: `")
+    if wrong.exists():
+        row = rows["wrong_build"]
+        assert row["status"] == "ok", row
+        assert int(row["total"]) == len(exercise_ids) - 1, row
+        failed = [exercise_id for exercise_id in exercise_ids
+                  if int(row[f"{exercise_id}_score"]) == 0]
+        assert len(failed) == 1 and WRONG_BUILD_REASONS[number] in row[f"{failed[0]}_reason"], row
 
 
 def test_a_batch_mixing_lessons_grades_each_notebook_on_its_own_exercises(tmp_path):
-    """Solutions and learner copies of three lessons in one folder: the grader grades every
-    notebook on all three lessons' exercises; the other lessons' are "exercise not found"."""
-    lessons = {"01": "01_the_bottleneck.ipynb", "03": "03_bahdanau_attention.ipynb",
-               "04": "04_luong_attention.ipynb"}
-    exercise_ids = sorted(e for e in EXERCISES if e[:2] in lessons)
+    """Solutions and learner copies of three lessons in one folder: each notebook is graded on
+    its own lesson's exercises only, out of that lesson's total; its cells for the other
+    lessons' exercises are empty, and its `lesson` column says which lesson it was graded on."""
+    lessons = {"02": "02_attention_from_scratch.ipynb", "03": "03_bahdanau_attention.ipynb",
+               "07": "07_multi_head_attention.ipynb"}  # 4, 3 and 4 exercises
     folder = tmp_path / "class"
     folder.mkdir()
+    students = {}
     for lesson, name in lessons.items():
-        shutil.copyfile(ROOT / "solutions" / name, folder / f"solution_{lesson}.ipynb")
         shutil.copyfile(ROOT / "notebooks" / "exercises" / name, folder / f"learner_{lesson}.ipynb")
-    result = grade(folder, tmp_path / "grades.csv")
+        students[f"learner_{lesson}"] = lesson
+    for lesson in ("02", "03"):
+        shutil.copyfile(ROOT / "solutions" / lessons[lesson], folder / f"solution_{lesson}.ipynb")
+        students[f"solution_{lesson}"] = lesson
+    (folder / "broken.ipynb").write_text('{"cells": [{"source": ["# EXERCISE 07.2\\n"')
+    students["broken"] = "07"
+    sheet = tmp_path / "grades.csv"
+    result = grade(folder, sheet, timeout_s=max(GRADING_TIMEOUTS_S[lesson] for lesson in lessons),
+                   memory_mb=DEFAULT_MEMORY_MB)
     assert result.returncode == 0, result.stderr
-    rows = {row["student"]: row for row in
-            csv.DictReader(io.StringIO((tmp_path / "grades.csv").read_text()))}
-    assert set(rows) == {f"{kind}_{lesson}" for kind in ("solution", "learner")
-                         for lesson in lessons}
-    for student, row in rows.items():
-        lesson = student[-2:]
-        assert row["status"] == "ok", row
-        assert int(row["max_total"]) == len(exercise_ids)
-        for exercise_id in exercise_ids:
-            score, reason = int(row[f"{exercise_id}_score"]), row[f"{exercise_id}_reason"]
+    text = sheet.read_text()
+    all_ids = sorted((e for e in EXERCISES if e[:2] in lessons),
+                     key=lambda e: tuple(map(int, e.split("."))))
+    assert text.splitlines()[0].split(",")[:5] == ["student", "status", "lesson", "total",
+                                                   "max_total"]
+    rows = {row["student"]: row for row in csv.DictReader(io.StringIO(text))}
+    assert set(rows) == set(students)
+    for student, lesson in students.items():
+        row = rows[student]
+        own = [exercise_id for exercise_id in all_ids if exercise_id[:2] == lesson]
+        assert row["lesson"] == lesson and int(row["max_total"]) == len(own), row
+        for exercise_id in all_ids:
+            score, reason = row[f"{exercise_id}_score"], row[f"{exercise_id}_reason"]
             if exercise_id[:2] != lesson:
-                assert (score, reason.split(":")[0]) == (0, "exercise not found"), reason
+                assert (score, reason) == ("", ""), (student, exercise_id)
             elif student.startswith("solution"):
-                assert score == 1 and reason.startswith("passed ("), reason
+                assert score == "1" and reason.startswith("passed ("), reason
+            elif student == "broken":
+                assert score == "0" and reason.startswith("invalid notebook"), reason
             else:
-                assert score == 0 and reason.startswith("not done yet: `"), reason
-        expected_total = sum(exercise_id[:2] == lesson for exercise_id in exercise_ids)
-        assert int(row["total"]) == (expected_total if student.startswith("solution") else 0)
+                assert score == "0" and reason.startswith("not done yet: `"), reason
+    assert "of the points overall (each row out of its own lesson's)" in result.stdout
+
+
+def test_a_notebook_holding_two_lessons_stops_the_grader_with_what_to_do(tmp_path):
+    folder = tmp_path / "class"
+    folder.mkdir()
+    notebook = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("# EXERCISE 02.1\ndef softmax_with_temperature(s, t): pass"),
+        nbformat.v4.new_code_cell("# EXERCISE 03.2\ndef teacher_forcing_inputs(t): pass")])
+    nbformat.write(notebook, folder / "ada.ipynb")
+    result = grade(folder, tmp_path / "grades.csv")
+    assert result.returncode == 2
+    assert "ada.ipynb holds exercises of lessons 02, 03: pass --lesson" in result.stderr
+    assert not (tmp_path / "grades.csv").exists()
+
+
+def test_the_documented_timeouts_are_the_lessons_own():
+    """docs/grading.md's table of --timeout per lesson is GRADING_TIMEOUT_S of each lesson."""
+    text = (ROOT / "docs" / "grading.md").read_text(encoding="utf-8")
+    rows = re.findall(r"^\| ([\d, ]+) \| (\d+)", text, re.MULTILINE)
+    documented = {lesson: int(seconds) for lessons, seconds in rows
+                  for lesson in lessons.split(", ")}
+    assert {f"{number:02d}" for number in range(1, 9)} <= set(documented)
+    assert documented == {lesson: GRADING_TIMEOUTS_S[lesson] for lesson in documented}
+
+
+def test_lessons_are_assigned_per_notebook_or_the_grader_says_what_to_do():
+    known = {"01", "02", "03"}
+    assert assign_lessons({"a": {"02"}, "b": {"03"}, "c": set()}, known, ["01"]) == {
+        "a": ("01",), "b": ("01",), "c": ("01",)}
+    assert assign_lessons({"a": {"02"}, "b": set(), "c": {"42"}}, known, None) == {
+        "a": ("02",), "b": ("02",), "c": ("02",)}
+    assert assign_lessons({"a": {"02"}, "b": {"03"}, "c": set()}, known, None,
+                          frozenset({"c"})) == {"a": ("02",), "b": ("03",), "c": ()}
+    with pytest.raises(LessonError, match="b.ipynb has no `# EXERCISE NN.M` marker"):
+        assign_lessons({"a": {"02"}, "b": set(), "c": {"03"}}, known, None)
+    with pytest.raises(LessonError, match="no exercise of a known lesson"):
+        assign_lessons({"a": set(), "b": {"42"}}, known, None)
+    assert lessons_in_text('"source": ["# EXERCISE 03.1\\n", "class') == {"03"}

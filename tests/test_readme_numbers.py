@@ -157,6 +157,28 @@ def test_lesson_10_cache_figures_ablation_and_extrapolation():
                        r"\| `scripts/long_context_ablation.py` \|.*\| (\d+) CPU minutes "
                        r"\((\d+) wall minutes\) \|")
     assert [cpu, wall] == [round(ablation["cpu_minutes"]), round(ablation["wall_minutes"])]
+def test_lesson_11_memory_crossover_and_recall():
+    row = readme_row("11")
+    benchmark = record("notebooks/results/11_efficient_attention_benchmark.json")
+    percent, length = quoted(row, r"in (\d+) % of the materialised peak memory at n = ([\d,]+)")
+    index = benchmark["lengths"].index(int(length))
+    memory = benchmark["peak_memory_mb"]
+    assert percent == round(100 * memory["tiled"][index] / memory["exact"][index])
+    (crossover,) = quoted(row, r"linear attention faster than exact from n = ([\d,]+)")
+    assert crossover == benchmark["crossover"]["linear"]["wall"]
+
+    recall = record("notebooks/results/11_recall.json")
+    fewest, most, exact, linear_first, linear_last = quoted(
+        row, r"associative recall of (\d+) to (\d+) key → value pairs: exact attention (\d+) % "
+             r"throughout, linear attention from (\d+) % down to (\d+) %")
+    assert [fewest, most] == [min(recall["pairs"]), max(recall["pairs"])]
+
+    def percent_of(model, pairs):
+        return round(100 * np.mean([run["test_accuracy"] for run in recall["runs"]
+                                    if run["model"] == model and run["pairs"] == pairs]))
+
+    assert all(percent_of("softmax", pairs) == exact for pairs in recall["pairs"])
+    assert [linear_first, linear_last] == [percent_of("linear", fewest), percent_of("linear", most)]
 
 
 def test_lesson_12_accuracies_and_forecast_errors():
@@ -184,3 +206,53 @@ def test_lesson_12_accuracies_and_forecast_errors():
     assert quoted(row, r"a GRU (\d+\.\d) ± (\d+\.\d)") == seeds("gru")
     (peak,) = quoted(row, r"its weight peaks at lag (\d+)")
     assert peak == 1 + int(np.argmax(forecasts["lag_weights_mean"]))
+
+
+def test_lesson_13_glimpse_accuracies_variance_and_attention_accounts():
+    row = readme_row("13")
+    glimpses = record("notebooks/results/13_glimpse_attention.json")
+
+    def accuracy(model):
+        values = 100 * np.array([run["test_accuracy"] for run in glimpses["runs"]
+                                 if run["model"] == model])
+        return [round(values.mean(), 1), round(values.std(ddof=1), 1)]
+
+    for pattern, model in ((r"soft attention (\d+\.\d) ± (\d+\.\d) %", "soft"),
+                           (r"REINFORCE (\d+\.\d) ± (\d+\.\d) %", "reinforce"),
+                           (r"Gumbel-softmax (\d+\.\d) ± (\d+\.\d) %", "gumbel")):
+        assert quoted(row, pattern) == accuracy(model)
+    (ratio,) = quoted(row, r"reading (\d+\.\d) times fewer multiply-adds")
+    costs = glimpses["summary"]
+    assert ratio == round(costs["soft"]["multiply_adds"]["test"]
+                          / costs["reinforce"]["multiply_adds"]["test"], 1)
+    statistics = [run["gradient_statistics"] for run in glimpses["runs"]
+                  if run["model"] == "reinforce"]
+
+    def mean(epoch, key):
+        return np.mean([entry[epoch][key] for entry in statistics])
+
+    (signal_ratio,) = quoted(row, r"without a baseline ([\d,]+) times its signal")
+    assert signal_ratio == round(mean("0", "reinforce_no_baseline_variance")
+                                 / mean("0", "exact_norm"), -2)
+    (baseline_ratio,) = quoted(row, r"divides it by (\d+) after one epoch")
+    assert baseline_ratio == round(mean("1", "reinforce_no_baseline_variance")
+                                   / mean("1", "reinforce_baseline_variance"))
+    assert mean("20", "reinforce_no_baseline_variance") < 1.2 * mean(
+        "20", "reinforce_baseline_variance")  # "hardly at the end"
+
+    accounts = record("notebooks/results/13_attention_explanations.json")["summary"]
+    low, high, low_loo, high_loo = quoted(row, r"mean Kendall τ (\d\.\d+)–(\d\.\d+) and "
+                                               r"(\d\.\d+)–(\d\.\d+)")
+    taus = accounts["attention"]["mean_tau"]
+    assert [low, high] == [round(min(taus["attention/gradient_times_input"]), 2),
+                           round(max(taus["attention/gradient_times_input"]), 2)]
+    assert [low_loo, high_loo] == [round(min(taus["attention/leave_one_out"]), 2),
+                                   round(max(taus["attention/leave_one_out"]), 2)]
+    fewest, most = quoted(row, r"changes (\d+)–(\d+) % of the predictions")
+    flips = accounts["attention"]["counterfactual"]["permuted_flip_rate"]
+    assert [fewest, most] == [round(100 * min(flips)), round(100 * max(flips))]
+    for pattern, pooling in ((r"as accurate \((\d+\.\d) ± (\d+\.\d) %", "uniform"),
+                             (r"against (\d+\.\d) ± (\d+\.\d) %\)", "attention")):
+        row_accuracy = accounts[pooling]["test_accuracy"]
+        assert quoted(row, pattern) == [round(100 * row_accuracy["mean"], 1),
+                                        round(100 * row_accuracy["std"], 1)]

@@ -15,8 +15,8 @@ Every ``check_<function name>`` comes from the registry :data:`EXERCISES`. The g
 (:func:`course_lib.checks.core.diagnose`), but runs the learner's function in a separate kernel
 on other inputs and judges the returned arrays in its own process.
 
-How to add an exercise (lessons 03-08)
---------------------------------------
+How to add an exercise
+----------------------
 1. In ``solutions/NN_topic.ipynb``, write the exercise cell: first line ``# EXERCISE NN.M``,
    then the function with its signature and docstring, its body between ``### BEGIN SOLUTION``
    and ``### END SOLUTION``; tag the cell ``exercise-NN.M``; add a check cell
@@ -37,11 +37,22 @@ How to add an exercise (lessons 03-08)
    - ``rtol``/``atol``, ``shape_hints``, ``nan_hint``, ``hint`` as needed.
 
    For a Keras layer or a function returning tensors: outputs are converted with ``.numpy()`` or
-   ``np.asarray``; for a layer class, set ``invoke=lambda layer_class, case: ...`` to build the
-   layer, set its weights from the case, and call it. Keep the module's top level NumPy-only
-   (import Keras inside functions): the grader imports it in every graded kernel.
-3. Add a test of each diagnosis in ``tests/test_checks.py``, and a correct and a wrong answer in
-   the fixtures of ``tests/fixtures/make_submissions.py`` if the lesson is graded.
+   ``np.asarray``. Keep the module's top level NumPy-only (import Keras inside functions): the
+   grader imports it in every graded kernel.
+3. A build exercise (one per lesson: a layer, a model that trains, a decoding loop) hands in a
+   class or a function that builds. Its ``Exercise`` sets ``invoke=(learner's object, case) ->
+   arrays``, which builds the object in the learner's kernel, sets its weights from the case by
+   the names the instructions give (``course_lib.checks.build.set_weight``), calls it and returns
+   NumPy arrays; ``reference_invoke``, how the NumPy reference and the mistake models are called
+   (positionally); and ``describe``, what the learner's code was given, for the messages. When
+   there is no single right output (a model that trains), set ``reference=None``: the exercise
+   passes when every property holds, each property judging the arrays that came back (accuracy
+   above a bar, padding that changes nothing, no leak). Training must be seeded from the case.
+   A lesson whose grading takes longer than 120 s sets ``GRADING_TIMEOUT_S`` in its module.
+4. Add a test of each diagnosis in ``tests/test_checks*.py`` (for a build exercise, with the
+   solution notebook's own code and slips made by editing it: ``tests/exercise_sources.py``, on
+   a few seeds), a fixture with one slip in ``tests/fixtures/make_submissions.py``, and keep every
+   message free of the solution's code (``tests/test_hints.py``).
 """
 
 from __future__ import annotations
@@ -60,10 +71,13 @@ from course_lib.checks import (
     lesson08,
     lesson09,
     lesson10,
+    lesson11,
     lesson12,
+    lesson13,
 )
 from course_lib.checks.core import (
     CHECK_SEED,
+    Case,
     Exercise,
     Verdict,
     diagnose,
@@ -71,7 +85,7 @@ from course_lib.checks.core import (
 )
 
 _LESSON_MODULES = (lesson01, lesson02, lesson03, lesson04, lesson05, lesson06, lesson07,
-                   lesson08, lesson09, lesson10, lesson12)
+                   lesson08, lesson09, lesson10, lesson11, lesson12, lesson13)
 
 
 def _build_registry() -> dict[str, Exercise]:
@@ -90,16 +104,30 @@ def _build_registry() -> dict[str, Exercise]:
 EXERCISES: dict[str, Exercise] = _build_registry()
 """Every graded exercise of the course, by id (``"02.1"``)."""
 
+DEFAULT_GRADING_TIMEOUT_S = 120
 
-def run_check(exercise_id: str, function: Any, seed: int = CHECK_SEED) -> Verdict:
-    """Run the learner's ``function`` on the exercise's check inputs and diagnose the result."""
+GRADING_TIMEOUTS_S: dict[str, int] = {
+    module.EXERCISES[0].lesson: getattr(module, "GRADING_TIMEOUT_S", DEFAULT_GRADING_TIMEOUT_S)
+    for module in _LESSON_MODULES}
+"""The ``--timeout`` an instructor should grade each lesson with (``"05"`` → seconds): what one
+submission needs on a shared 2-core machine, with a margin; a lesson module sets it as
+``GRADING_TIMEOUT_S`` when its build exercise trains or imports Keras."""
+
+
+def run_check(exercise_id: str, function: Any, seed: int = CHECK_SEED,
+              invoke: Callable[[Any, Case], Any] | None = None) -> Verdict:
+    """Run the learner's ``function`` on the exercise's check inputs and diagnose the result.
+
+    ``invoke`` replaces the exercise's way of calling it: the tests run the NumPy reference and
+    mistake models of a build exercise through ``exercise.call_model``.
+    """
     exercise = EXERCISES[exercise_id]
     if not callable(function):
         return Verdict(False, f"expected your function `{exercise.function_name}`, "
                               f"got an object of type {type(function).__name__}.")
     cases = exercise.cases(seed)
     references = [exercise.reference_outputs(case) for case in cases]
-    outcomes = [run_learner_function(exercise, function, case) for case in cases]
+    outcomes = [run_learner_function(exercise, function, case, invoke) for case in cases]
     return diagnose(exercise, cases, outcomes, references)
 
 

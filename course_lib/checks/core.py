@@ -9,6 +9,7 @@ Everything here works on NumPy arrays, so the same :func:`diagnose` serves two c
 
 from __future__ import annotations
 
+import re
 import warnings
 import zlib
 from collections.abc import Callable, Sequence
@@ -88,7 +89,10 @@ class Exercise:
         make_cases: ``rng -> [case, ...]``; small inputs that expose the usual mistakes. Called
             with a generator seeded from :data:`CHECK_SEED` for self-checks, from the grading
             seed for the grader.
-        reference: the right answer, in NumPy, with the same parameters as the learner's function.
+        reference: the right answer, in NumPy, with the same parameters as the learner's function;
+            or None for an exercise with no single right output (a model that trains): it then
+            passes when every property holds on every case, each property receiving the
+            learner's outputs and an empty reference.
         outputs: the names of the returned values, e.g. ``("output", "weights")``; more than one
             name means the function returns a tuple in that order.
         mistakes: common wrong implementations recognised by their outputs.
@@ -98,7 +102,15 @@ class Exercise:
         error_hint: the hint added when the function raises (other than NotImplementedError).
         hint: the hint given when no specific mistake is recognised.
         invoke: ``(learner's object, case) -> returned value``; replace it for exercises whose
-            answer is not a function (e.g. a Keras layer class to build and call).
+            answer is not a function (e.g. a Keras layer class to build and call, or a model
+            class to build and train).
+        reference_invoke: how the reference and the mistakes are called; by default as the
+            learner's object is (``invoke``). A layer exercise calls the learner's class through
+            ``invoke`` but its NumPy reference and mistakes positionally.
+        describe: ``case -> text``, what the learner's object was given, for messages (by
+            default each argument's shape or value). An exercise whose case holds more than its
+            function receives (weights that ``invoke`` sets, data it trains on) describes only
+            what the learner's code saw.
         rtol, atol: the tolerance of the comparison with the reference.
         points: what the exercise is worth in the grader's total.
     """
@@ -115,6 +127,8 @@ class Exercise:
     error_hint: str = ""
     hint: str = "work one small example by hand and compare it with what your function returns."
     invoke: Callable[[Any, Case], Any] = call_positionally
+    reference_invoke: Callable[[Any, Case], Any] | None = None
+    describe: Callable[[Case], str] | None = None
     rtol: float = 1e-4
     atol: float = 1e-6
     points: int = 1
@@ -129,12 +143,22 @@ class Exercise:
         exercise_key = zlib.crc32(self.exercise_id.encode())
         return self.make_cases(np.random.default_rng([seed, exercise_key]))
 
-    def reference_outputs(self, case: Case) -> Outputs:
-        """The reference's outputs on ``case``, as a tuple of float arrays; the reference is
-        called exactly as a learner's function is (``invoke``)."""
-        returned = self.invoke(self.reference, _copied(case))
+    def call_model(self, implementation: Callable[..., Any], case: Case) -> Any:
+        """Call the reference, or a mistake model, on a copy of ``case``."""
+        return (self.reference_invoke or self.invoke)(implementation, _copied(case))
+
+    def reference_outputs(self, case: Case) -> Outputs | None:
+        """The reference's outputs on ``case``, as a tuple of float arrays (None for an exercise
+        judged by its properties alone)."""
+        if self.reference is None:
+            return None
+        returned = self.call_model(self.reference, case)
         values = returned if len(self.outputs) > 1 else (returned,)
         return tuple(np.asarray(value, dtype=np.float64) for value in values)
+
+    def describe_case(self, case: Case) -> str:
+        """What the learner's object was given in ``case``, for messages."""
+        return (self.describe or describe_case)(case)
 
 
 def _copied(case: Case) -> Case:
@@ -149,6 +173,20 @@ def one_line(text: object) -> str:
     lines = str(text).strip().splitlines()
     first = lines[0] if lines else ""
     return first if len(first) <= MAX_MESSAGE_CHARS else first[: MAX_MESSAGE_CHARS - 3] + "..."
+
+
+_TERMINAL_CODES = re.compile(r"\x1b\[[0-9;]*m|\{\{function_node [^}]*\}\}\s*")
+
+
+def error_line(error: BaseException) -> str:
+    """One line saying what an exception says. Keras wraps an error raised inside a layer as
+    "Exception encountered when calling X.call()." followed, on later lines, by the error
+    itself: keep both."""
+    lines = [_TERMINAL_CODES.sub("", line).strip() for line in str(error).splitlines()]
+    lines = [line for line in lines if line]
+    if len(lines) > 1 and lines[0].startswith("Exception encountered when calling"):
+        return one_line(f"{lines[0].rstrip('.')}: {lines[1]}")
+    return one_line(lines[0] if lines else "")
 
 
 def to_numpy(value: Any) -> np.ndarray:
@@ -187,18 +225,21 @@ def outcome_of_return(exercise: Exercise, returned: Any) -> Outcome:
     return Outcome(outputs=tuple(arrays))
 
 
-def run_learner_function(exercise: Exercise, function: Any, case: Case) -> Outcome:
+def run_learner_function(exercise: Exercise, function: Any, case: Case,
+                         invoke: Callable[[Any, Case], Any] | None = None) -> Outcome:
     """Call the learner's function on a copy of ``case`` and record what happened.
 
-    Warnings are silenced so a self-check prints one line; ``SystemExit`` is caught because a
-    ``sys.exit()`` in an exercise is a wrong answer, not a reason to stop checking.
+    ``invoke`` replaces the exercise's own (tests pass NumPy models of a build exercise's layer
+    through its ``reference_invoke``). Warnings are silenced so a self-check prints one line;
+    ``SystemExit`` is caught because a ``sys.exit()`` in an exercise is a wrong answer, not a
+    reason to stop checking.
     """
     try:
         with np.errstate(all="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            returned = exercise.invoke(function, _copied(case))
+            returned = (invoke or exercise.invoke)(function, _copied(case))
     except (Exception, SystemExit) as error:
-        return Outcome(error_type=type(error).__name__, message=one_line(error))
+        return Outcome(error_type=type(error).__name__, message=error_line(error))
     return outcome_of_return(exercise, returned)
 
 
@@ -226,7 +267,7 @@ def _mistake_outputs(exercise: Exercise, mistake: Mistake, case: Case) -> Output
     """What the wrong implementation gives on ``case``, or None when it cannot run on it."""
     try:
         with np.errstate(all="ignore"):
-            returned = exercise.invoke(mistake.implementation, _copied(case))
+            returned = exercise.call_model(mistake.implementation, case)
     except Exception:  # a mistake model that does not apply is simply skipped
         return None
     values = returned if len(exercise.outputs) > 1 else (returned,)
@@ -252,8 +293,8 @@ def _shape_problem(exercise: Exercise, output_name: str, learner: np.ndarray,
     if (learner.ndim >= 2 and learner.shape == expected.swapaxes(-1, -2).shape
             and _close(learner.swapaxes(-1, -2), expected, exercise)):
         return (f"Your `{output_name}` is transposed: expected shape {expected.shape}{what}, "
-                f"got {learner.shape} with the right numbers. Hint: swap its last two axes, "
-                f"or multiply the matrices in the other order.")
+                f"got {learner.shape} with the right numbers. Hint: which of its axes should "
+                f"come last?")
     return (f"Your `{output_name}` has shape {learner.shape}, expected {expected.shape}{what}. "
             f"Hint: print the shape after each step to see where it goes wrong.")
 
@@ -278,7 +319,7 @@ def _call_failure(exercise: Exercise, cases: Sequence[Case],
             message = f": {outcome.message}" if outcome.message else ""
             hint = f" Hint: {exercise.error_hint}" if exercise.error_hint else ""
             return (f"`{name}` raised {outcome.error_type}{message} "
-                    f"(called with {describe_case(case)}).{hint}")
+                    f"(called with {exercise.describe_case(case)}).{hint}")
         if outcome.outputs is None:
             return outcome.message
     return None
@@ -296,6 +337,8 @@ def diagnose(exercise: Exercise, cases: Sequence[Case], outcomes: Sequence[Outco
     if failure:
         return Verdict(False, failure)
     learner = [outcome.outputs for outcome in outcomes]
+    if exercise.reference is None:
+        return _judge_by_properties(exercise, cases, learner)
     wrong = _first_wrong_case(exercise, learner, references)
     if wrong is None:
         return Verdict(True, f"passed ({len(cases)} test cases).")
@@ -312,7 +355,7 @@ def diagnose(exercise: Exercise, cases: Sequence[Case], outcomes: Sequence[Outco
                                                      strict=True):
         if np.any(~np.isfinite(my_value) & np.isfinite(expected_value)):
             return Verdict(False, f"There is NaN or infinity in your `{output_name}` where the "
-                                  f"answer is finite (with {describe_case(case)}). "
+                                  f"answer is finite (with {exercise.describe_case(case)}). "
                                   f"Hint: {exercise.nan_hint}")
     named_mine = dict(zip(exercise.outputs, mine, strict=True))
     named_expected = dict(zip(exercise.outputs, expected, strict=True))
@@ -323,15 +366,33 @@ def diagnose(exercise: Exercise, cases: Sequence[Case], outcomes: Sequence[Outco
     return Verdict(False, _largest_difference(exercise, case, mine, expected))
 
 
+def _judge_by_properties(exercise: Exercise, cases: Sequence[Case],
+                         learner: Sequence[Outputs]) -> Verdict:
+    """An exercise without a single right output passes when every property holds on every
+    case; otherwise the first property that fails says why."""
+    for case, outputs in zip(cases, learner, strict=True):
+        if len(outputs) != len(exercise.outputs):
+            return Verdict(False, f"`{exercise.function_name}` gave {len(outputs)} outputs, "
+                                  f"expected {len(exercise.outputs)}.")
+        named = dict(zip(exercise.outputs, outputs, strict=True))
+        for diagnosis in exercise.properties:
+            problem = diagnosis(case, named, {})
+            if problem:
+                return Verdict(False, problem)
+    return Verdict(True, f"passed ({len(cases)} test cases).")
+
+
 def _largest_difference(exercise: Exercise, case: Case, mine: Outputs,
                         expected: Outputs) -> str:
-    differences = [(float(np.max(np.abs(my_value.astype(np.float64) - expected_value),
-                                 initial=0.0)), output_name)
-                   for output_name, my_value, expected_value in zip(exercise.outputs, mine,
-                                                                    expected, strict=True)]
-    difference, output_name = max(differences)
-    return (f"Your `{output_name}` is off by up to {difference:.3g} from the right answer "
-            f"(with {describe_case(case)}). Hint: {exercise.hint}")
+    """How far the first wrong output (in the exercise's order: the main one first) is off."""
+    for output_name, my_value, expected_value in zip(exercise.outputs, mine, expected,
+                                                     strict=True):
+        if not _close(my_value, expected_value, exercise):
+            difference = float(np.max(np.abs(my_value.astype(np.float64) - expected_value),
+                                      initial=0.0))
+            return (f"Your `{output_name}` is off by up to {difference:.3g} from the right "
+                    f"answer (with {exercise.describe_case(case)}). Hint: {exercise.hint}")
+    return f"Your outputs differ from the right answer (with {exercise.describe_case(case)})."
 
 
 # --- Properties that several exercises share -------------------------------------------------
@@ -361,11 +422,11 @@ def sums_to_one(output_name: str, over: str, axis_argument: str | None = None) -
             if other != axis % values.ndim and np.allclose(values.sum(axis=other), 1.0,
                                                            atol=1e-4):
                 return (f"Your `{output_name}` sum to 1 along axis {other}, not along {over} "
-                        f"({wanted}). Hint: pass axis={axis} to the sum (and to the max), "
-                        f"with keepdims=True.")
+                        f"({wanted}). Hint: along which axis do your sum and your maximum "
+                        f"run?")
         return (f"Your `{output_name}` do not sum to 1 along {over}: the sums go from "
-                f"{sums.min():.3g} to {sums.max():.3g}. Hint: divide the exponentials by their "
-                f"sum along {wanted}.")
+                f"{sums.min():.3g} to {sums.max():.3g}. Hint: what makes a softmax's weights "
+                f"sum to 1, and along which axis?")
 
     return check_sums
 

@@ -1,13 +1,28 @@
 """Exercises of lesson 02, attention from scratch (``solutions/02_attention_from_scratch.ipynb``).
 
 02.1 ``softmax_with_temperature``  02.2 ``masked_softmax``  02.3 ``attention_lookup``
-02.4 ``temperature_for_confidence``. All in NumPy, so a graded kernel never imports TensorFlow.
+02.4 ``AttentionRegressor`` (build: attention as a regression that fits its own temperature).
+All in NumPy, so a graded kernel never imports TensorFlow.
+
+02.4 has no single right output: any τ whose leave-one-out error is within
+:data:`LOO_TOLERANCE` of the smallest is right. Its check judges the learner's τ, predictions and
+weights by their properties (:func:`judge_regressor`), against the smallest error over
+:data:`TEMPERATURE_RANGE`, found here by a fine search.
 """
+
+import math
 
 import numpy as np
 
 from course_lib.checks.core import Case, Exercise, Mistake, NamedOutputs, sums_to_one
 from course_lib.numpy_softmax import softmax
+
+TEMPERATURE_RANGE = (1e-3, 1e3)
+"""The temperatures 02.4's fit searches, as its docstring states."""
+
+LOO_TOLERANCE = 1e-3
+"""02.4 accepts a τ whose leave-one-out error is at most (1 + LOO_TOLERANCE) times the smallest
+one in TEMPERATURE_RANGE: the precision its docstring asks for."""
 
 # --- References -----------------------------------------------------------------------------
 
@@ -33,30 +48,75 @@ def attention_lookup(query, keys, values, temperature=1.0):
     return weights @ values, weights
 
 
-def best_key_weight(scores, temperature):
-    """The weight softmax(scores / temperature) gives the highest score."""
-    gaps = np.max(scores) - np.asarray(scores, dtype=np.float64)
-    return 1.0 / np.sum(np.exp(-gaps / temperature))
+def _squared_distances(queries, keys):
+    """``||q_i - k_j||^2`` for every pair: ``(m, n)``."""
+    queries, keys = np.asarray(queries, dtype=np.float64), np.asarray(keys, dtype=np.float64)
+    return np.sum((queries[:, None, :] - keys[None, :, :]) ** 2, axis=-1)
 
 
-def temperature_for_confidence(scores, confidence):
-    """The temperature at which the best key gets exactly ``confidence`` of the weight.
+def regression_weights(queries, keys, temperature, scores="distance"):
+    """02.4's weights: softmax over the training points of ``-||q - x_j||^2 / τ`` (``scores``
+    names the usual slips, for the diagnoses)."""
+    if scores == "distance":
+        raw = -_squared_distances(queries, keys) / temperature
+    elif scores == "times":
+        raw = -_squared_distances(queries, keys) * temperature
+    elif scores == "not squared":
+        raw = -np.sqrt(_squared_distances(queries, keys)) / temperature
+    elif scores == "far":
+        raw = _squared_distances(queries, keys) / temperature
+    else:  # "dot": the lookup of 02.3, q . x / τ
+        raw = np.asarray(queries, dtype=np.float64) @ np.asarray(keys, np.float64).T / temperature
+    return softmax(raw, axis=-1)
 
-    The best key's weight falls from 1 (τ → 0) to 1/n (τ → ∞) as τ grows, so bisection on
-    log τ finds the single τ where it crosses ``confidence``.
-    """
-    low, high = 1.0, 1.0
-    while best_key_weight(scores, low) < confidence:
-        low /= 2
-    while best_key_weight(scores, high) > confidence:
-        high *= 2
-    for _ in range(200):
-        middle = np.sqrt(low * high)
-        if best_key_weight(scores, middle) > confidence:
-            low = middle
+
+def leave_one_out_errors(x, y, temperatures, own_weight="masked"):
+    """Mean squared error of predicting each training target from the others, for each of
+    ``temperatures`` (a 1-D array): ``(len(temperatures),)``.
+
+    ``own_weight``: "masked" (the right one: point i is masked out before the softmax), "kept"
+    (no leave-one-out at all) or "zeroed" (its weight set to 0 after the softmax, the others
+    left as they were)."""
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    temperatures = np.asarray(temperatures, dtype=np.float64)[:, None, None]
+    scores = -_squared_distances(x, x)[None] / temperatures  # (G, n, n)
+    itself = np.eye(len(x), dtype=bool)
+    if own_weight == "masked":
+        weights = softmax(scores, mask=~itself)
+    else:
+        weights = softmax(scores)
+        if own_weight == "zeroed":
+            weights = np.where(itself, 0.0, weights)
+    return np.mean((weights @ y - y) ** 2, axis=-1)
+
+
+def leave_one_out_error(x, y, temperature, own_weight="masked"):
+    """:func:`leave_one_out_errors` at one temperature, as a float."""
+    return float(leave_one_out_errors(x, y, [temperature], own_weight)[0])
+
+
+def best_temperature(x, y, own_weight="masked"):
+    """``(τ, error)`` minimising the leave-one-out error over TEMPERATURE_RANGE: a grid of
+    2001 temperatures evenly spaced in log τ, then a golden-section search around the best."""
+    low, high = (math.log(bound) for bound in TEMPERATURE_RANGE)
+    grid = np.linspace(low, high, 2001)
+    errors = np.concatenate([leave_one_out_errors(x, y, np.exp(chunk), own_weight)
+                             for chunk in np.array_split(grid, 8)])
+    best = int(np.argmin(errors))
+    a, b = grid[max(best - 1, 0)], grid[min(best + 1, len(grid) - 1)]
+    ratio = (math.sqrt(5) - 1) / 2
+    for _ in range(60):
+        c, d = b - ratio * (b - a), a + ratio * (b - a)
+        error_c, error_d = leave_one_out_errors(x, y, np.exp([c, d]), own_weight)
+        if error_c < error_d:
+            b = d
         else:
-            high = middle
-    return np.sqrt(low * high)
+            a = c
+    tau = math.exp((a + b) / 2)
+    error = leave_one_out_error(x, y, tau, own_weight)
+    if error > errors[best]:  # the grid point itself was better (a kink): keep it
+        tau, error = math.exp(grid[best]), float(errors[best])
+    return tau, error
 
 
 # --- Inputs: small, and shaped so that each usual mistake shows -------------------------------
@@ -103,15 +163,15 @@ def attention_cases(rng):
             lookup((3,), 4, 7, 9, 5, 2.0, spread=2.0)]
 
 
-def confidence_cases(rng):
-    """Two keys (where the two-key formula is right) and more keys (where it is not), each with a
-    single best key and a confidence above 1/n."""
-    cases = []
-    for n_keys, confidence in ((2, 0.75), (5, 0.9), (8, 0.5), (6, 0.99)):
-        scores = np.round(2 * rng.normal(size=n_keys), 3)
-        scores[np.argmax(scores)] += 0.25  # a clear winner: the answer exists and is unique
-        cases.append({"scores": scores, "confidence": confidence})
-    return cases
+def regression_cases(rng):
+    """Noisy samples of a smooth function, in one dimension and in two, at other sizes and noise
+    levels, so that the best τ lies well inside TEMPERATURE_RANGE and differs from case to case;
+    queries between the training points."""
+    def regression(n, dimensions, noise, queries):
+        x = rng.uniform(0, 5, size=(n, dimensions))
+        y = np.sin(x.sum(axis=1)) + noise * rng.normal(size=n)
+        return {"x": x, "y": y, "queries": rng.uniform(0, 5, size=(queries, dimensions))}
+    return [regression(30, 1, 0.2, 7), regression(40, 2, 0.3, 9), regression(25, 1, 0.05, 6)]
 
 
 # --- Diagnoses specific to these exercises ----------------------------------------------------
@@ -127,9 +187,9 @@ def mask_polarity(case: Case, mine: NamedOutputs, expected: NamedOutputs) -> str
     """Zero weight exactly where the mask is True: the mask was read the other way round."""
     weights, mask = _masked_and_attended_rows(case, mine["weights"])
     if weights.size and np.allclose(weights[mask], 0) and not np.allclose(weights[~mask], 0):
-        return ("Your mask works the other way round: your weights are zero where the mask is "
-                "True. Here True means attend (the Keras convention). Hint: keep the scores where "
-                "the mask is True, e.g. np.where(mask, scores, -np.inf).")
+        return ("Your mask has the opposite polarity: your weights are zero where the mask is "
+                "True. Here True means attend (the Keras convention). Hint: does your softmax "
+                "keep the scores where the mask is True, or hide them?")
     return None
 
 
@@ -137,8 +197,8 @@ def masked_keys_ignored(case: Case, mine: NamedOutputs, expected: NamedOutputs) 
     """Weight on keys whose mask is False."""
     weights, mask = _masked_and_attended_rows(case, mine["weights"])
     if weights.size and not np.allclose(weights[~mask], 0, atol=1e-6):
-        return ("Your weights are not zero on the masked keys (mask False). Hint: replace their "
-                "scores by -np.inf (or a large negative number) before the softmax.")
+        return ("Your weights are not zero on the masked keys (mask False). Hint: what must a "
+                "masked key's score be for the softmax to give it exactly 0?")
     return None
 
 
@@ -154,27 +214,100 @@ def fully_masked_rows_are_zero(case: Case, mine: NamedOutputs,
     shape = "a uniform row, " if uniform else ""
     return (f"A row whose keys are all masked should get all-zero weights, but yours sums to "
             f"{np.sum(empty_rows[0]):.3g} ({shape}as if the masked keys were attended). "
-            f"Hint: after the softmax, set the rows with no attended key to zero.")
+            f"Hint: a row with no key to attend has nothing to average: decide its weights "
+            f"yourself.")
 
 
-def reaches_confidence(case: Case, mine: NamedOutputs, expected: NamedOutputs) -> str | None:
-    """Read the learner's τ back through the softmax: does the best key get the confidence?"""
-    temperature, confidence = float(mine["temperature"]), case["confidence"]
-    if not temperature > 0:
-        return f"Your temperature is {temperature:.4g}; a temperature must be positive."
-    weight = best_key_weight(case["scores"], temperature)
-    if abs(weight - confidence) <= 1e-5:
-        return (f"Your τ = {temperature:.6g} is close but not precise enough. Hint: keep "
-                f"bisecting until the interval is narrower than 1e-7 × τ.")
-    too = "small (the lookup is harder than asked)" if weight > confidence else "large"
-    return (f"At your τ = {temperature:.4g} the best key gets {weight:.4f} of the weight, not "
-            f"{confidence}: your τ is too {too}. Hint: that weight falls as τ grows; bisect on τ "
-            f"until it equals the confidence.")
+def temperature_is_positive(case: Case, mine: NamedOutputs, expected: NamedOutputs) -> str | None:
+    """02.4: τ is one positive number."""
+    temperature = mine["temperature"]
+    if temperature.shape != () or not np.isfinite(temperature) or temperature <= 0:
+        return (f"Your `temperature` is {np.array2string(temperature, precision=4)}; it must be "
+                f"one positive number, stored by fit as self.temperature. Hint: what does your "
+                f"fit keep once its search is over?")
+    return None
 
 
-def _two_key_temperature(scores, confidence):
-    best, runner_up = np.sort(scores)[-2:][::-1]
-    return (best - runner_up) / np.log(confidence / (1 - confidence))
+_SCORE_SLIPS = {
+    "times": "Your weights multiply the squared distances by τ instead of dividing them by it. "
+             "Hint: a small τ must sharpen the weights.",
+    "not squared": "Your weights use the distance, not its square. Hint: the score of "
+                   "training point j is minus the squared distance over τ.",
+    "far": "Your weights favour the farthest training points: the score must be minus the "
+           "squared distance. Hint: which points should a query look up most?",
+    "dot": "Your weights score the training points by a dot product (as in exercise 02.3); "
+           "here the score is minus the squared distance over τ. Hint: for a regression on "
+           "positions, which points are alike?",
+}
+
+
+def predictions_follow_the_formula(case: Case, mine: NamedOutputs,
+                                   expected: NamedOutputs) -> str | None:
+    """02.4: at the learner's own τ, the weights and predictions must be the formula's."""
+    temperature = float(mine["temperature"])
+    queries, x, y = case["queries"], case["x"], case["y"]
+    weights, predictions = mine["weights"], mine["predictions"]
+    right = regression_weights(queries, x, temperature)
+    if weights.shape != right.shape:
+        return (f"Your `weights` have shape {weights.shape}, expected {right.shape}: one row per "
+                f"query, one column per training point. Hint: which axis holds the training "
+                f"points?")
+    if predictions.shape != (len(queries),):
+        return (f"Your `predictions` have shape {predictions.shape}, expected "
+                f"({len(queries)},): one number per query. Hint: the prediction is a weighted "
+                f"sum of the targets.")
+    if np.allclose(weights, right, rtol=1e-5, atol=1e-9):
+        if np.allclose(predictions, right @ y, rtol=1e-5, atol=1e-9):
+            return None
+        return ("Your weights are right but your predictions are not their weighted sum of the "
+                "training targets. Hint: each prediction averages y with its row of weights.")
+    for slip, message in _SCORE_SLIPS.items():
+        with np.errstate(all="ignore"):
+            wrong = regression_weights(queries, x, temperature, scores=slip)
+        if np.allclose(weights, wrong, rtol=1e-5, atol=1e-9):
+            return message
+    if np.allclose(weights.sum(axis=0), 1.0) and not np.allclose(weights.sum(axis=1), 1.0):
+        return ("Your weights sum to 1 over the queries, not over the training points. Hint: "
+                "each query's weights over the training points sum to 1.")
+    return (f"At your τ = {temperature:.6g} your weights differ from the softmax of "
+            f"-||q - x_j||² / τ over the training points. Hint: compute one query's weights by "
+            f"hand.")
+
+
+def temperature_is_fitted(case: Case, mine: NamedOutputs, expected: NamedOutputs) -> str | None:
+    """02.4: τ's leave-one-out error within LOO_TOLERANCE of the smallest; else why not."""
+    x, y, temperature = case["x"], case["y"], float(mine["temperature"])
+    best, smallest = best_temperature(x, y)
+    error = leave_one_out_error(x, y, temperature)
+    if error <= (1 + LOO_TOLERANCE) * smallest:
+        return None
+    low, high = TEMPERATURE_RANGE
+    if temperature <= 2 * low and best > 10 * temperature:  # at the bottom: scored in-sample
+        return (f"Your τ = {temperature:.6g} is the smallest your search allows: scored on "
+                f"training points that may look themselves up, a smaller τ always fits better, "
+                f"as each point copies its own target (a leak); its leave-one-out error is "
+                f"{error:.6g}, the best {smallest:.6g}. Hint: when point i is predicted during "
+                f"fit, which training point must it not see?")
+    zeroed, _ = best_temperature(x, y, own_weight="zeroed")
+    if abs(math.log(temperature / zeroed)) < 0.01:
+        return ("Your fit removes each point's own weight after the softmax, so the other "
+                "weights no longer sum to 1 and every leave-one-out prediction shrinks. Hint: "
+                "leave point i out before the softmax, so its weights are renormalised.")
+    if not low <= temperature <= high:
+        return (f"Your τ = {temperature:.6g} is outside the range the docstring gives, "
+                f"{low:g} to {high:g}. Hint: search that range.")
+    return (f"Your τ = {temperature:.6g} has a leave-one-out error of {error:.6g}; the smallest "
+            f"in the range is {smallest:.6g}, and the fit must come within "
+            f"{LOO_TOLERANCE:.1%} of it. Hint: is your search over τ fine enough, and spaced "
+            f"evenly in log τ?")
+
+
+def invoke_regressor(regressor_class, case):
+    """How 02.4 runs the learner's class: fit on the training points, predict the queries."""
+    regressor = regressor_class()
+    regressor.fit(np.array(case["x"]), np.array(case["y"]))
+    predictions, weights = regressor.predict(np.array(case["queries"]))
+    return regressor.temperature, predictions, weights
 
 
 # --- The exercises ------------------------------------------------------------------------------
@@ -189,19 +322,18 @@ SOFTMAX_WITH_TEMPERATURE = Exercise(
         Mistake(lambda scores, temperature, axis: softmax_with_temperature(
                     scores, 1 / temperature, axis),
                 "You multiply the scores by the temperature instead of dividing them by it. "
-                "Hint: a small τ must sharpen the weights (τ → 0 is a hard lookup), so use "
-                "scores / temperature."),
+                "Hint: a small τ must sharpen the weights (τ → 0 is a hard lookup)."),
         Mistake(lambda scores, temperature, axis: softmax_with_temperature(scores, 1.0, axis),
-                "Your weights do not depend on the temperature. Hint: divide the scores by τ "
-                "before the softmax."),
+                "Your weights do not depend on the temperature. Hint: where does τ enter the "
+                "formula?"),
         Mistake(lambda scores, temperature, axis: softmax_with_temperature(
                     scores, temperature, -1),
-                "Your softmax always runs along the last axis, whatever `axis` says. Hint: pass "
-                "axis=axis (with keepdims=True) to both the max and the sum."),
+                "Your softmax always runs along the last axis, whatever `axis` says. Hint: every "
+                "reduction of your softmax must use the `axis` you are given."),
     ),
     properties=(sums_to_one("weights", over="the axis you were given", axis_argument="axis"),),
-    nan_hint="subtract the maximum along the axis before exp(): softmax(s) = softmax(s - max s), "
-             "and exp(1000 / 0.05) overflows.",
+    nan_hint="exp(1000 / 0.05) overflows; softmax(s) = softmax(s - c) for any constant c, so "
+             "which c keeps every exponent at most 0?",
 )
 
 MASKED_SOFTMAX = Exercise(
@@ -212,8 +344,8 @@ MASKED_SOFTMAX = Exercise(
     outputs=("weights",),
     properties=(mask_polarity, masked_keys_ignored, fully_masked_rows_are_zero,
                 sums_to_one("weights", over="the keys")),
-    nan_hint="a row whose keys are all masked gives 0/0; give such rows all-zero weights "
-             "(np.divide(..., where=totals > 0), or multiply by the mask).",
+    nan_hint="a row whose keys are all masked gives 0/0; such a row has no key to attend, "
+             "and its weights are all zero.",
 )
 
 ATTENTION_LOOKUP = Exercise(
@@ -226,50 +358,43 @@ ATTENTION_LOOKUP = Exercise(
         Mistake(lambda query, keys, values, temperature: attention_lookup(
                     query, keys, values, temperature / np.sqrt(np.shape(query)[-1])),
                 "Your scores are missing the 1/√d scaling (d, the length of a query). Hint: "
-                "divide query @ np.swapaxes(keys, -1, -2) by np.sqrt(d); without it the "
-                "softmax saturates as d grows."),
+                "without it the softmax saturates as d grows."),
         Mistake(lambda query, keys, values, temperature: attention_lookup(
                     query, keys, values, temperature * np.sqrt(np.shape(query)[-1])),
                 "You divide the scores by d instead of √d. Hint: the variance of q·k grows like "
-                "d, so its standard deviation like √d: divide by np.sqrt(d)."),
+                "d, so its spread like √d."),
         Mistake(lambda query, keys, values, temperature: attention_lookup(
                     query, keys, values, 1.0),
-                "Your weights do not depend on the temperature. Hint: divide the scaled scores "
-                "by τ as well."),
+                "Your weights do not depend on the temperature. Hint: τ divides the scaled "
+                "scores too."),
         Mistake(lambda query, keys, values, temperature: (
                     attention_lookup(query, keys, values, temperature)[1] @ keys,
                     attention_lookup(query, keys, values, temperature)[1]),
                 "Your output is a weighted sum of the keys; a lookup returns the values. Hint: "
-                "output = weights @ values."),
+                "what does a dictionary lookup return?"),
     ),
     properties=(sums_to_one("weights", over="the keys"),),
-    error_hint="with a batch axis in front, keys.T reverses every axis; transpose only the "
-               "last two with np.swapaxes(keys, -1, -2).",
+    error_hint="with batch axes in front, which axes of the keys must trade places for every "
+               "query to meet every key of its own batch entry?",
     shape_hints={"output": "one row per query, one column per value feature",
                  "weights": "one row per query, one column per key"},
-    nan_hint="subtract the row maximum of the scores before exp().",
+    nan_hint="an exp() of a large score overflows; softmax(s) = softmax(s - c) for any "
+             "constant c.",
 )
 
-TEMPERATURE_FOR_CONFIDENCE = Exercise(
+ATTENTION_REGRESSOR = Exercise(
     exercise_id="02.4",
-    function_name="temperature_for_confidence",
-    make_cases=confidence_cases,
-    reference=temperature_for_confidence,
-    outputs=("temperature",),
-    mistakes=(
-        Mistake(lambda scores, confidence: 1 / temperature_for_confidence(scores, confidence),
-                "You returned 1/τ (an inverse temperature). Hint: return τ itself, the number "
-                "the scores are divided by."),
-        Mistake(_two_key_temperature,
-                "You used the two-key formula τ = gap / ln(c / (1 - c)), which ignores every key "
-                "but the runner-up. Hint: with more keys they all share the rest of the weight; "
-                "bisect on τ with the full softmax."),
-    ),
-    properties=(reaches_confidence,),
-    shape_hints={"temperature": "a single number"},
-    rtol=1e-5,
-    atol=0.0,
+    function_name="AttentionRegressor",
+    make_cases=regression_cases,
+    reference=None,
+    outputs=("temperature", "predictions", "weights"),
+    properties=(temperature_is_positive, predictions_follow_the_formula, temperature_is_fitted),
+    invoke=invoke_regressor,
+    describe=lambda case: (f"fit on x of shape {np.shape(case['x'])} and y of shape "
+                           f"{np.shape(case['y'])}, then predict on queries of shape "
+                           f"{np.shape(case['queries'])}"),
+    error_hint="the check calls AttentionRegressor(), then fit(x, y), then predict(queries), "
+               "and reads the attribute temperature; the error's last line says which failed.",
 )
 
-EXERCISES = (SOFTMAX_WITH_TEMPERATURE, MASKED_SOFTMAX, ATTENTION_LOOKUP,
-             TEMPERATURE_FOR_CONFIDENCE)
+EXERCISES = (SOFTMAX_WITH_TEMPERATURE, MASKED_SOFTMAX, ATTENTION_LOOKUP, ATTENTION_REGRESSOR)

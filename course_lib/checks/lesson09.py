@@ -6,8 +6,8 @@
 09.3 takes a function (the model's cached step) as an argument. The grader can only send
 arrays into a learner's kernel, so its cases hold the weights of a tiny one-layer decoder, and
 ``invoke`` builds the step function from them in the kernel (counting the tokens each call
-feeds) before calling the learner's ``generate_with_cache``; the reference and the mistakes are
-called the same way.
+feeds, noting a cache that lost what earlier calls wrote) before calling the learner's
+``generate_with_cache``; the reference and the mistakes are called the same way.
 """
 
 import numpy as np
@@ -95,6 +95,7 @@ class TinyDecoder:
     def __init__(self, case):
         self.case = case
         self.fed = []
+        self.lost_keys = False
 
     def empty_cache(self):
         slots, depth = self.case["cache_slots"], self.case["embeddings"].shape[1]
@@ -108,6 +109,8 @@ class TinyDecoder:
             raise ValueError(f"step: {len(token_ids)} token(s) at index {index} do not fit "
                              f"in a cache of {cache.shape[1]} slots.")
         self.fed.append(len(token_ids))
+        # an all-zero key is an empty slot: a cache that lost what earlier steps wrote
+        self.lost_keys |= bool(np.any(np.all(cache[0, :index] == 0, axis=-1)))
         case = self.case
         h = case["embeddings"][token_ids] + case["positions"][index:index + len(token_ids)]
         output, keys, values = cached_attention_step(
@@ -120,14 +123,25 @@ class TinyDecoder:
         """The most tokens fed by one call after the first (the prompt): 1 with a cache."""
         return max(self.fed[1:], default=0)
 
+    def first_call_tokens(self):
+        """How many tokens the first call fed: the whole prompt with a cache."""
+        return self.fed[0] if self.fed else 0
+
+    def lost_earlier_keys(self):
+        """1 when some call got a cache with an empty slot before its index, 0 with a cache
+        passed on from call to call."""
+        return int(self.lost_keys)
+
 
 def invoke_with_tiny_decoder(function, case):
     """How 09.3 calls the learner's ``generate_with_cache``: with a tiny decoder's step
-    function and empty cache. Returns ``(tokens, tokens_per_step)``."""
+    function and empty cache. Returns ``(tokens, tokens_per_step, first_call_tokens,
+    lost_earlier_keys)``."""
     decoder = TinyDecoder(case)
     tokens = function(decoder.step, decoder.empty_cache(), np.array(case["prompt"]),
                       int(case["max_new_tokens"]))
-    return tokens, decoder.tokens_per_step()
+    return (tokens, decoder.tokens_per_step(), decoder.first_call_tokens(),
+            decoder.lost_earlier_keys())
 
 
 # --- Wrong answers that learners write ---------------------------------------------------------
@@ -164,7 +178,8 @@ def _top_p_variant(rule="reference", temperature_after=False, temperature_power=
 
 def _attention_variant(write_at=0, see_up_to=0, update_cache=True, mask=True, scale="head",
                        split_heads=True, transpose_heads=True, store_inputs=False,
-                       cache_ignored=False):
+                       cache_ignored=False, see_all_new=False, interleaved_heads=False,
+                       softmax_axis=-1):
     def wrong(x, cache_keys, cache_values, index, Wq, Wk, Wv, Wo, num_heads):
         x = np.asarray(x, dtype=np.float64)
         batch, length, depth = x.shape
@@ -177,6 +192,8 @@ def _attention_variant(write_at=0, see_up_to=0, update_cache=True, mask=True, sc
         values[:, start:start + length] = x if store_inputs else x @ Wv
 
         def split(tensor):
+            if interleaved_heads:  # head h takes features h, h + H, h + 2H, ...
+                return np.moveaxis(tensor.reshape(batch, -1, head_dim, heads), -1, 1)
             if transpose_heads:
                 return np.swapaxes(tensor.reshape(batch, -1, heads, head_dim), 1, 2)
             return tensor.reshape(batch, heads, -1, head_dim)
@@ -186,13 +203,17 @@ def _attention_variant(write_at=0, see_up_to=0, update_cache=True, mask=True, sc
         slots = np.arange(keys.shape[1])[None, :]
         rows = np.arange(length)[:, None]
         visible = slots <= index + rows + see_up_to
+        if see_all_new:
+            visible = np.broadcast_to(slots <= index + length - 1, visible.shape)
         if cache_ignored:
             visible = visible & (slots >= index)
         if not mask:
             visible = np.ones_like(visible)
-        weights = softmax(scores, mask=visible)
+        weights = softmax(scores, axis=softmax_axis, mask=visible)
         attended = weights @ split(values)
-        if transpose_heads:
+        if interleaved_heads:
+            merged = np.moveaxis(attended, 1, -1).reshape(batch, length, depth)
+        elif transpose_heads:
             merged = np.swapaxes(attended, 1, 2).reshape(batch, length, depth)
         else:
             merged = attended.reshape(batch, length, depth)
@@ -204,12 +225,17 @@ def _attention_variant(write_at=0, see_up_to=0, update_cache=True, mask=True, sc
 
 
 def _generation_variant(index_shift=0, carry_cache=True, recompute=False, last_prompt_only=False,
-                        first_prompt_logits=False):
+                        first_prompt_logits=False, prompt_one_by_one=False):
     def wrong(step, cache, prompt, max_new_tokens):
         tokens = [int(token) for token in prompt]
         start = np.asarray(tokens[-1:]) if last_prompt_only else np.asarray(tokens)
-        logits, new_cache = step(start, cache, 0)
-        if carry_cache:
+        if prompt_one_by_one:
+            for position, token in enumerate(tokens[:-1]):
+                _, cache = step(np.asarray([token]), cache, position)
+            logits, new_cache = step(np.asarray(tokens[-1:]), cache, len(tokens) - 1)
+        else:
+            logits, new_cache = step(start, cache, 0)
+        if carry_cache:  # True, or "prompt": the prompt's cache, never a later one
             cache = new_cache
         chosen = logits[0] if first_prompt_logits else logits[-1]
         for _ in range(max_new_tokens):
@@ -221,7 +247,7 @@ def _generation_variant(index_shift=0, carry_cache=True, recompute=False, last_p
             else:
                 logits, new_cache = step(np.asarray(tokens[-1:]), cache,
                                          len(tokens) - 1 + index_shift)
-            if carry_cache:
+            if carry_cache is True:
                 cache = new_cache
             chosen = logits[-1]
         return np.asarray(tokens)
@@ -230,9 +256,11 @@ def _generation_variant(index_shift=0, carry_cache=True, recompute=False, last_p
 
 
 def _cache_bytes_variant(keys_and_values=2, per_head=False, layers=True, batch=True,
-                         bits=False, head_dim_only=False):
+                         bits=False, head_dim_only=False, float32_always=False):
     def wrong(num_layers, num_heads, d_model, lengths, batch_size, bytes_per_number):
         lengths = np.asarray(lengths, dtype=np.int64)
+        if float32_always:
+            bytes_per_number = 4
         width = d_model * num_heads if per_head else d_model
         if head_dim_only:
             width = d_model // num_heads
@@ -354,6 +382,22 @@ def _recomputes(case: Case, mine: NamedOutputs, expected: NamedOutputs) -> str |
             f"each call feeds only the token just chosen, at its own position.")
 
 
+def _written_slots(case: Case, mine: NamedOutputs, expected: NamedOutputs) -> str | None:
+    """The new keys must be in slots ``index … index + T − 1``: find where they went."""
+    keys = mine["keys"]
+    if keys.shape != expected["keys"].shape or np.allclose(keys, expected["keys"]):
+        return None
+    new_keys = np.asarray(case["x"], dtype=np.float64) @ case["Wk"]          # (B, T, d)
+    index, length = int(case["index"]), new_keys.shape[1]
+    for start in range(keys.shape[1] - length + 1):
+        if start != index and np.allclose(keys[:, start:start + length], new_keys):
+            return (f"Your new keys went into slots from {start} on, but the first new token "
+                    f"is at position index = {index}, and a token's slot is its position. "
+                    f"Hint: write the T new rows where their positions say, whatever slots "
+                    f"are already filled.")
+    return None
+
+
 def _nucleus_smallest(case: Case, mine: NamedOutputs, expected: NamedOutputs) -> str | None:
     """The kept tokens must be the most likely ones."""
     values = mine["probabilities"]
@@ -444,6 +488,20 @@ CACHED_ATTENTION_STEP = Exercise(
                 "Your queries attend to every slot of the cache, also the ones after their own "
                 "position, which hold stale values or the future. Hint: mask the slots after "
                 "index + i before the softmax."),
+        Mistake(_attention_variant(see_all_new=True),
+                "Your new tokens see each other in both directions: every query sees all the "
+                "slots up to the last new token, index + T − 1, so a token reads the ones "
+                "after it. Hint: the last slot a query sees depends on its own position, "
+                "index + i."),
+        Mistake(_attention_variant(softmax_axis=-2),
+                "Your softmax runs over the queries; each query's weights are over the cache "
+                "slots it can see, and sum to 1. Hint: which axis of the scores holds the "
+                "keys?"),
+        Mistake(_attention_variant(interleaved_heads=True),
+                "Your heads take every num_heads-th feature; head h owns a block of d / H "
+                "consecutive features, h · d_h to (h + 1) · d_h − 1. Hint: when you cut the "
+                "last axis into heads, the head axis must come before the within-head axis "
+                "(and the same on merging)."),
         Mistake(_attention_variant(cache_ignored=True),
                 "Your queries attend only to the new tokens, not to the earlier positions kept "
                 "in the cache. Hint: the keys to score are the whole updated cache, up to each "
@@ -466,6 +524,7 @@ CACHED_ATTENTION_STEP = Exercise(
                 "cuts across tokens. Hint: reshape to (B, T, H, d / H) first, then swap the "
                 "token and head axes (and back before merging)."),
     ),
+    properties=(_written_slots,),
     shape_hints={"output": "(B, T, d), one row per new token",
                  "keys": "(B, S, d), the whole cache", "values": "(B, S, d), the whole cache"},
     error_hint="x is (B, T, d) and the caches (B, S, d); the new rows go into slots index to "
@@ -479,12 +538,16 @@ GENERATE_WITH_CACHE = Exercise(
     function_name="generate_with_cache",
     make_cases=generation_cases,
     reference=generate_with_cache,
-    outputs=("tokens", "tokens_per_step"),
+    outputs=("tokens", "tokens_per_step", "first_call_tokens", "lost_earlier_keys"),
     mistakes=(
         Mistake(_generation_variant(carry_cache=False),
                 "You keep calling step with the cache you started with, so each step sees "
                 "only its own token: the cache that step returns holds the new keys and "
                 "values. Hint: after each call, use the cache it returned for the next one."),
+        Mistake(_generation_variant(carry_cache="prompt"),
+                "You give every step the cache that reading the prompt returned, not the one "
+                "the step before returned: each new token's keys and values are lost at the "
+                "next step. Hint: the cache a call returns is the one the next call needs."),
         Mistake(_generation_variant(index_shift=1),
                 "Your cache index is one ahead: you feed the token chosen at position t with "
                 "index t + 1, leaving a hole in the cache. Hint: a token's index is its "
@@ -496,6 +559,10 @@ GENERATE_WITH_CACHE = Exercise(
         Mistake(_generation_variant(last_prompt_only=True),
                 "You fed only the prompt's last token, so the model never read the rest of "
                 "the prompt. Hint: the first call reads the whole prompt at index 0."),
+        Mistake(_generation_variant(prompt_one_by_one=True),
+                "You read the prompt one token per call; the first call reads the whole prompt "
+                "at once, at index 0 (the cache is there for what comes after). Hint: feed all "
+                "the prompt's tokens in the first call."),
         Mistake(_generation_variant(first_prompt_logits=True),
                 "After reading the prompt you chose from the logits of its first position; "
                 "the next token follows the last one. Hint: take the logits of the last "
@@ -535,6 +602,10 @@ KV_CACHE_BYTES = Exercise(
         Mistake(_cache_bytes_variant(batch=False),
                 "You counted one sequence: each sequence of the batch has its own cache. "
                 "Hint: multiply by batch_size."),
+        Mistake(_cache_bytes_variant(float32_always=True),
+                "Your count does not change with bytes_per_number: you assumed 4 bytes (float32) "
+                "for every number. Hint: a float16 cache takes half the bytes; use the size "
+                "you are given."),
         Mistake(_cache_bytes_variant(bits=True),
                 "Your answer is in bits, 8 times the bytes. Hint: bytes_per_number is "
                 "already in bytes."),

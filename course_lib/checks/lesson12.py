@@ -33,7 +33,7 @@ def _patches(images, ph, pw, grid_order=(1, 3), pixel_order=(2, 4, 5)):
 
 def _tokens_variant(images, kernel, bias, class_token, positions, grid_order=(1, 3),
                     pixel_order=(2, 4, 5), no_transpose=False, use_bias=True, token_last=False,
-                    token_position=True):
+                    token_position=True, kernel_axes=(0, 1, 2, 3), token_bias=False):
     """The reference with one switch flipped (each mistake below is one flip)."""
     ph, pw, channels, depth = np.shape(kernel)
     if no_transpose:
@@ -42,11 +42,14 @@ def _tokens_variant(images, kernel, bias, class_token, positions, grid_order=(1,
         patches = images.reshape(batch, (height // ph) * (width // pw), ph * pw * channels)
     else:
         patches = _patches(images, ph, pw, grid_order, pixel_order)
+    kernel = np.transpose(kernel, kernel_axes)
     embedded = patches @ np.reshape(kernel, (ph * pw * channels, depth))
     if use_bias:
         embedded = embedded + bias
     batch = embedded.shape[0]
     token = np.broadcast_to(np.asarray(class_token, dtype=np.float64), (batch, 1, depth))
+    if token_bias:
+        token = token + bias
     positions = np.asarray(positions, dtype=np.float64)
     if not token_position:
         return np.concatenate([token, embedded + positions[1:]], axis=1)
@@ -109,6 +112,7 @@ def _windows_variant(series, window, horizon, first_test_index, shift=0, split="
                      newest_first=False, last_pair=True):
     """The reference with one switch flipped: ``shift=1``, each input reaches its first target;
     ``split``: ``"first_target"`` (a pair trains when its first target does),
+    ``"last_target_at_split"`` (a training pair may end at ``first_test_index``),
     ``"test_overlaps"`` (a pair straddling the split is a test pair), ``"count"`` (the first
     ``first_test_index`` pairs train), ``"whole_window"`` (a test input must lie wholly in the
     test period); ``last_pair=False`` drops the last pair."""
@@ -119,7 +123,10 @@ def _windows_variant(series, window, horizon, first_test_index, shift=0, split="
         inputs = inputs[:, ::-1]
     targets = np.stack([series[t:t + horizon] for t in starts])  # (pairs, horizon)
     train, test = starts + horizon <= first_test_index, starts >= first_test_index
-    if split == "first_target":
+    if split == "last_target_at_split":
+        train = starts + horizon <= first_test_index + 1
+        test = test & ~train  # with a horizon of 1, the pair at the split went to training
+    elif split == "first_target":
         train = starts < first_test_index
     elif split == "test_overlaps":
         test = starts + horizon > first_test_index
@@ -150,7 +157,7 @@ def _grid_centres(rows, columns, patch_size, column_major=False):
 
 def _distance_variant(weights, grid_rows, grid_columns, patch_size, renormalise=True,
                       unit=None, metric="euclidean", column_major=False, weighted=True,
-                      over_heads=False, by="query"):
+                      over_heads=False, by="query", laid_out_by_columns=False):
     weights = np.asarray(weights, dtype=np.float64)[:, :, 1:, 1:]  # (B, H, N, N): patches
     if not weighted:
         weights = np.ones_like(weights)
@@ -167,6 +174,8 @@ def _distance_variant(weights, grid_rows, grid_columns, patch_size, renormalise=
     per_patch = weighted_distances.sum(axis=-1 if by == "query" else -2).mean(axis=0)  # (H, N)
     if over_heads:
         per_patch = per_patch.mean(axis=0, keepdims=True)
+    if laid_out_by_columns:
+        return np.swapaxes(per_patch.reshape(-1, grid_columns, grid_rows), -1, -2)
     return per_patch.reshape(-1, grid_rows, grid_columns)
 
 
@@ -338,6 +347,15 @@ PATCH_TOKENS = Exercise(
                 "Inside each patch your pixels are ordered channel first; the kernel (ph, pw, "
                 "C, D) holds them as (row, column, channel), so each weight meets the wrong "
                 "pixel. Hint: keep the channel axis last inside a patch."),
+        Mistake(_tokens_mistake(kernel_axes=(1, 0, 2, 3)),
+                "You read the kernel with its first two axes swapped, as (column, row, channel) "
+                "while your patches run (row, column, channel), so each weight meets the wrong "
+                "pixel. Hint: flatten the kernel's (ph, pw, C) axes in the order you flatten a "
+                "patch's pixels."),
+        Mistake(_tokens_mistake(token_bias=True),
+                "Your class token has the patch embedding's bias added; the bias belongs to the "
+                "convolution, which only the patches go through. Hint: token 0 is the class "
+                "token plus positions[0], nothing else."),
         Mistake(_tokens_mistake(use_bias=False),
                 "Your patch embeddings leave out the bias. Hint: every patch's projection gets "
                 "the same bias vector added, as a convolution's output does."),
@@ -427,6 +445,10 @@ FORECAST_WINDOWS = Exercise(
                 "Some of your training pairs have targets in the test period: a pair whose "
                 "targets straddle first_test_index was put on the training side. Hint: a "
                 "training pair needs all its targets before first_test_index."),
+        Mistake(_windows_mistake(split="last_target_at_split"),
+                "Some of your training pairs have their last target at first_test_index, the "
+                "first held-out value. Hint: is index first_test_index itself before "
+                "first_test_index?"),
         Mistake(_windows_mistake(split="test_overlaps"),
                 "Some of your test pairs start before first_test_index: a pair straddling the "
                 "split tests years that are not all held out. Hint: a test pair's first target "
@@ -476,6 +498,10 @@ ATTENTION_DISTANCE_BY_PATCH = Exercise(
         Mistake(_distance_mistake(column_major=True),
                 "You placed the patches on the grid column by column; they are numbered row by "
                 "row (patch n at row n // grid_columns). Hint: check where your patch 1 sits."),
+        Mistake(_distance_mistake(laid_out_by_columns=True),
+                "Your distances are right, but laid out on the grid column by column: query "
+                "patch n belongs at grid row n // grid_columns, column n % grid_columns. Hint: a "
+                "head's N values fill its grid one row at a time."),
         Mistake(_distance_mistake(weighted=False),
                 "Your distances ignore the attention weights: you averaged over all the keys "
                 "alike. Hint: weight each key's distance by the query's attention weight on "

@@ -21,10 +21,14 @@ from course_lib.grading.sandbox import INSTALL_HINT, Sandbox, choose_sandbox
 from course_lib.grading.scoring import Grade, Grader
 from course_lib.grading.submissions import (
     InvalidNotebookError,
+    LessonError,
     Submission,
+    assign_lessons,
     find_submissions,
+    lessons_in_text,
     lessons_of,
     parse_notebook,
+    raw_text,
     read_submission,
 )
 
@@ -57,8 +61,9 @@ def parse_arguments(argv: list[str] | None) -> tuple[argparse.ArgumentParser, ar
                         help="refuse to grade when no sandbox (bubblewrap) can be had, instead "
                              "of grading without one after a warning")
     parser.add_argument("--lesson", action="append", default=None, type=_lesson_number,
-                        help="grade this lesson's exercises (e.g. 02; repeatable); default: the "
-                             "lessons whose exercise markers appear in the submissions")
+                        help="grade every notebook on this lesson's exercises (e.g. 02; "
+                             "repeatable); default: each notebook on the lesson of its own "
+                             "exercise markers")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED,
                         help="seed of the grading inputs (default: %(default)s)")
     arguments = parser.parse_args(argv)
@@ -135,13 +140,22 @@ def main(argv: list[str] | None = None) -> int:
             notebooks[submission.student] = parse_notebook(texts[submission.student])
         except InvalidNotebookError as error:
             invalid[submission.student] = str(error)
-    lessons = set(arguments.lesson or []) or set().union(*map(lessons_of, notebooks.values()))
-    exercises = select_exercises(lessons)
+    # Each notebook is graded on its own lesson, told by its exercise markers.
+    found = {student: lessons_of(notebook) for student, notebook in notebooks.items()}
+    found |= {submission.student: lessons_in_text(texts.get(submission.student)
+                                                  or raw_text(submission.path))
+              for submission in submissions if submission.student in invalid}
+    try:
+        lessons = assign_lessons(found, {e.lesson for e in EXERCISES.values()}, arguments.lesson,
+                                 frozenset(invalid))
+    except LessonError as error:
+        parser.error(str(error))
+    exercises = select_exercises(set().union(*lessons.values()))
     if not exercises:
         parser.error("no exercise of a known lesson found in the submissions; pass --lesson NN")
 
     limits = Limits(arguments.timeout, arguments.memory_mb, arguments.max_processes)
-    grader = Grader(exercises, arguments.seed, limits)
+    grader = Grader(exercises, arguments.seed, limits, lessons)
     grades: list[Grade] = [grader.invalid(submission, invalid[submission.student])
                            for submission in submissions if submission.student in invalid]
     jobs = [grader.job_for(submission, texts[submission.student], notebooks[submission.student])
@@ -155,15 +169,15 @@ def main(argv: list[str] | None = None) -> int:
         if run.grader_error:
             grader_errors.append(f"{grade.student}: {run.grader_error}")
         print(f"[{len(grades)}/{len(submissions)}] {grade.student}: {grade.status}, "
-              f"{grade.total}/{grader.max_total}", file=sys.stderr, flush=True)
+              f"{grade.total}/{grade.max_total}", file=sys.stderr, flush=True)
 
     installation = package_folder()
     before = fingerprint(installation)
     run_all(jobs, limits, arguments.jobs, sandbox, on_finished)
     changed = changes(before, fingerprint(installation))
     exercise_ids = [exercise.exercise_id for exercise in exercises]
-    write_csv(arguments.csv, grades, exercise_ids, grader.max_total)
-    print(summary(grades, exercise_ids, grader.max_total,
+    write_csv(arguments.csv, grades, exercise_ids)
+    print(summary(grades, exercise_ids,
                   sandbox.name if sandbox.isolated else f"none ({sandbox.why_none})"))
     print(f"course_lib: {'CHANGED' if changed else 'unchanged'} during grading "
           f"({len(before)} files checked).")

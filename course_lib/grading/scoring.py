@@ -31,11 +31,13 @@ class ExerciseGrade:
 
 @dataclass(frozen=True)
 class Grade:
-    """One row of the grade sheet."""
+    """One row of the grade sheet: the exercises of the student's own lesson(s) only."""
 
     student: str
     status: str
     exercises: dict[str, ExerciseGrade]
+    lessons: tuple[str, ...] = ()
+    max_total: int = 0
 
     @property
     def total(self) -> int:
@@ -43,10 +45,18 @@ class Grade:
 
 
 class Grader:
-    """Grades submissions on a fixed list of exercises, with inputs drawn from ``seed``."""
+    """Grades each submission on the exercises of its own lessons, with inputs drawn from
+    ``seed``.
 
-    def __init__(self, exercises: list[Exercise], seed: int, limits: Limits):
+    ``lessons`` maps each student to the lessons they are graded on
+    (:func:`course_lib.grading.submissions.assign_lessons`); ``exercises`` holds the exercises of
+    all those lessons.
+    """
+
+    def __init__(self, exercises: list[Exercise], seed: int, limits: Limits,
+                 lessons: dict[str, tuple[str, ...]] | None = None):
         self.exercises = {exercise.exercise_id: exercise for exercise in exercises}
+        self.lessons = lessons or {}
         self.seed = seed
         self.limits = limits
         self.cases: dict[str, list[Case]] = {
@@ -55,33 +65,44 @@ class Grader:
             exercise_id: [exercise.reference_outputs(case) for case in self.cases[exercise_id]]
             for exercise_id, exercise in self.exercises.items()}
 
-    @property
-    def max_total(self) -> int:
-        return sum(exercise.points for exercise in self.exercises.values())
+    def exercises_of(self, student: str) -> dict[str, Exercise]:
+        """The exercises ``student`` is graded on: those of their lessons (all, when the grader
+        was given no lessons per student)."""
+        lessons = self.lessons.get(student)
+        return {exercise_id: exercise for exercise_id, exercise in self.exercises.items()
+                if lessons is None or exercise.lesson in lessons}
+
+    def max_total_of(self, student: str) -> int:
+        return sum(exercise.points for exercise in self.exercises_of(student).values())
 
     def job_for(self, submission: Submission, notebook_text: str, notebook) -> Job:
-        """Locate each exercise in the notebook (``notebook_text``, parsed): its cells and the
-        function names to call (for the worker), and the functions its cell defines (for the
-        reasons)."""
+        """Locate each of the student's exercises in the notebook (``notebook_text``, parsed):
+        its cells and the function names to call (for the worker), and the functions its cell
+        defines (for the reasons)."""
         cells = exercise_cells(notebook)
         located = {}
-        for exercise_id, exercise in self.exercises.items():
+        for exercise_id, exercise in self.exercises_of(submission.student).items():
             defined = functions_defined(notebook, cells.get(exercise_id, []))
             located[exercise_id] = {"cells": cells.get(exercise_id, []),
                                     "candidates": candidate_names(exercise, defined),
                                     "defined": defined}
         return Job(submission, notebook_text, located, self.seed)
 
+    def _row(self, student: str, status: str, grades: dict[str, ExerciseGrade]) -> Grade:
+        return Grade(student, status, grades, self.lessons.get(student, ()),
+                     self.max_total_of(student))
+
     def invalid(self, submission: Submission, error: str) -> Grade:
         reason = f"invalid notebook: {error}"
-        return Grade(submission.student, "invalid_notebook",
-                     {exercise_id: ExerciseGrade(0, reason) for exercise_id in self.exercises})
+        return self._row(submission.student, "invalid_notebook",
+                         {exercise_id: ExerciseGrade(0, reason)
+                          for exercise_id in self.exercises_of(submission.student)})
 
     def grade(self, job: Job, run: Run) -> Grade:
         """The grade of a finished run, from the outputs that came back."""
         grades = {exercise_id: self._grade_exercise(job, exercise_id, run)
-                  for exercise_id in self.exercises}
-        return Grade(job.submission.student, run.status, grades)
+                  for exercise_id in job.exercises}
+        return self._row(job.submission.student, run.status, grades)
 
     def _grade_exercise(self, job: Job, exercise_id: str, run: Run) -> ExerciseGrade:
         exercise = self.exercises[exercise_id]

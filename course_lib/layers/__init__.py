@@ -6,9 +6,11 @@ with a ``ValueError`` naming the shapes, and, where Keras has a counterpart, off
 """
 
 from course_lib.layers.alibi_bias import AlibiBias
+from course_lib.layers.attention_pooling import AttentionPooling
 from course_lib.layers.bahdanau import BahdanauAttention
 from course_lib.layers.cached_attention import CachedMultiHeadAttention
 from course_lib.layers.class_token import ClassToken
+from course_lib.layers.glimpse_sensor import GlimpseSensor
 from course_lib.layers.grouped_query_attention import GroupedQueryAttention
 from course_lib.layers.local_attention import LocalAttention
 from course_lib.layers.luong import LuongAttention
@@ -22,9 +24,11 @@ from course_lib.layers.transformer import TransformerDecoderBlock, TransformerEn
 
 __all__ = [
     "AlibiBias",
+    "AttentionPooling",
     "BahdanauAttention",
     "CachedMultiHeadAttention",
     "ClassToken",
+    "GlimpseSensor",
     "GroupedQueryAttention",
     "LearnedPositionEmbedding",
     "LocalAttention",
