@@ -128,3 +128,101 @@ def test_an_int_mask_passes():
         return lesson10.causal_window_mask(query_length, key_length, window, offset).astype(int)
 
     assert run_check("10.3", causal_window_mask).passed
+
+
+# --- Slips found by a learner's pass, written as a learner writes them -------------------------
+
+
+def test_frequencies_over_half_the_depth_are_named():
+    def apply_rope(x, positions, max_wavelength):
+        half = x.shape[-1] // 2
+        frequencies = max_wavelength ** (-np.arange(0, x.shape[-1], 2) * 2 / x.shape[-1])
+        angles = np.asarray(positions)[:, None] * frequencies
+        first, second = x[..., :half], x[..., half:]
+        return np.concatenate([first * np.cos(angles) - second * np.sin(angles),
+                               second * np.cos(angles) + first * np.sin(angles)], axis=-1)
+
+    assert reason_for("10.1", apply_rope).startswith("Your frequencies fall off twice as fast")
+
+
+def _learner_gqa(causal_rows="first", masked=-1e9, diagonal=0, output_bias_added=True):
+    """A learner's grouped-query attention; the arguments make one slip each."""
+    def grouped_query_attention(query, value, query_kernel, query_bias, key_kernel, key_bias,
+                                value_kernel, value_bias, output_kernel, output_bias,
+                                use_causal_mask):
+        queries = np.einsum("btd,dhk->bthk", query, query_kernel) + query_bias
+        group = query_kernel.shape[1] // key_kernel.shape[1]
+        keys = np.repeat(np.einsum("btd,dhk->bthk", value, key_kernel) + key_bias, group, 2)
+        values = np.repeat(np.einsum("btd,dhk->bthk", value, value_kernel) + value_bias, group,
+                           2)
+        scores = np.einsum("bqhd,bkhd->bhqk", queries, keys) / np.sqrt(query_kernel.shape[-1])
+        if use_causal_mask:
+            query_length, key_length = scores.shape[-2:]
+            shift = diagonal if causal_rows == "first" else key_length - query_length
+            allowed = np.tril(np.ones((query_length, key_length), bool), k=shift)
+            scores = np.where(allowed, scores, masked)
+        weights = np.exp(scores - scores.max(axis=-1, keepdims=True))
+        weights /= weights.sum(axis=-1, keepdims=True)
+        output = np.einsum("bhqk,bkhd,hdo->bqo", weights, values, output_kernel)
+        return (output + output_bias if output_bias_added else output), weights
+
+    return grouped_query_attention
+
+
+def test_the_learner_gqa_without_slips_passes():
+    assert run_check("10.2", _learner_gqa()).passed
+
+
+def test_a_causal_mask_aligned_on_the_last_keys_is_named():
+    reason = reason_for("10.2", _learner_gqa(causal_rows="last"))
+    assert reason.startswith("With more keys than queries, your causal mask lines the queries "
+                             "up with the last keys")
+
+
+def test_masked_scores_set_to_zero_are_named():
+    assert reason_for("10.2", _learner_gqa(masked=0.0)).startswith(
+        "Your masked keys still get attention")
+
+
+def test_a_causal_mask_without_the_diagonal_is_named():
+    assert reason_for("10.2", _learner_gqa(diagonal=-1)).startswith(
+        "Under your causal mask no query sees its own key")
+
+
+def test_a_forgotten_output_bias_is_named():
+    assert reason_for("10.2", _learner_gqa(output_bias_added=False)).startswith(
+        "You left out the bias of the output projection")
+
+
+def test_window_masks_that_misplace_the_query_are_named():
+    def without_itself(query_length, key_length, window, offset):
+        i = offset + np.arange(query_length)[:, None]
+        j = np.arange(key_length)
+        return (j < i) & (i - j <= window)
+
+    def at_the_last_keys(query_length, key_length, window, offset):
+        i = key_length - query_length + np.arange(query_length)[:, None]
+        j = np.arange(key_length)
+        return (j <= i) & (i - j < window)
+
+    assert reason_for("10.3", without_itself).startswith("Your queries do not see their own key")
+    assert reason_for("10.3", at_the_last_keys).startswith("You placed the queries at the last "
+                                                           "key positions")
+
+
+def test_cache_slips_in_units_and_window_are_named():
+    def cache(bytes_factor=1, slots=0, cap=np.minimum, numbers=False):
+        def long_context_cache_bytes(num_layers, d_model, num_heads, num_key_value_heads,
+                                     lengths, window, bytes_per_number):
+            kept = cap(np.asarray(lengths), window + slots)
+            size = 1 if numbers else bytes_per_number * bytes_factor
+            return 2 * num_layers * kept * num_key_value_heads * (d_model // num_heads) * size
+
+        return long_context_cache_bytes
+
+    assert run_check("10.4", cache()).passed
+    assert reason_for("10.4", cache(numbers=True)).startswith("You counted numbers, not bytes")
+    assert reason_for("10.4", cache(bytes_factor=8)).startswith("You counted bits, not bytes")
+    assert reason_for("10.4", cache(slots=1)).startswith("Your cache keeps window + 1 positions")
+    assert reason_for("10.4", cache(cap=np.maximum)).startswith("Your cache holds the larger of "
+                                                                "the length and the window")

@@ -99,7 +99,8 @@ def _rope_variant(layout="halves", direction=1, exponent_factor=2.0, own_positio
     return wrong
 
 
-def _gqa_variant(grouping="repeat", scale="head", causal="lower", bias=True, softmax_axis=-1):
+def _gqa_variant(grouping="repeat", scale="head", causal="lower", bias="all", softmax_axis=-1,
+                 masked_score=None):
     def wrong(query, value, query_kernel, query_bias, key_kernel, key_bias, value_kernel,
               value_bias, output_kernel, output_bias, use_causal_mask):
         query = np.asarray(query, dtype=np.float64)
@@ -107,7 +108,8 @@ def _gqa_variant(grouping="repeat", scale="head", causal="lower", bias=True, sof
         head_dim = query_kernel.shape[-1]
         query_heads, kv_heads = query_kernel.shape[1], key_kernel.shape[1]
         group = query_heads // kv_heads
-        on = 1.0 if bias else 0.0
+        on = 1.0 if bias in ("all", "input projections") else 0.0
+        out_on = 1.0 if bias == "all" else 0.0
         queries = np.einsum("btd,dhk->bthk", query, query_kernel) + on * query_bias
         keys = np.einsum("btd,dhk->bthk", value, key_kernel) + on * key_bias
         values = np.einsum("btd,dhk->bthk", value, value_kernel) + on * value_bias
@@ -121,22 +123,31 @@ def _gqa_variant(grouping="repeat", scale="head", causal="lower", bias=True, sof
         mask = None
         if use_causal_mask and causal != "none":
             rows, columns = np.arange(query.shape[1])[:, None], np.arange(value.shape[1])
-            mask = columns <= rows if causal == "lower" else columns >= rows
+            if causal == "last keys":        # the queries lined up with the last Tq keys
+                rows = rows + value.shape[1] - query.shape[1]
+            mask = columns >= rows if causal == "upper" else columns <= rows
+        if mask is not None and masked_score is not None:   # masked scores replaced, kept
+            scores, mask = np.where(mask, scores, masked_score), None
         weights = softmax(scores, mask=mask, axis=softmax_axis)
         heads = np.einsum("bhqs,bshk->bqhk", weights, values)
-        return np.einsum("bqhk,hkd->bqd", heads, output_kernel) + on * output_bias, weights
+        return np.einsum("bqhk,hkd->bqd", heads, output_kernel) + out_on * output_bias, weights
 
     return wrong
 
 
-def _window_variant(extra=0, use_offset=True, causal=True, windowed=True, offset_keys=False):
+def _window_variant(extra=0, use_offset=True, causal=True, windowed=True, offset_keys=False,
+                    sees_itself=True, at_last_keys=False):
     def wrong(query_length, key_length, window, offset):
         shift = offset if use_offset else 0
+        if at_last_keys:
+            shift = key_length - query_length
         positions = shift + np.arange(query_length)[:, None]
         keys = np.arange(key_length)[None, :] + (offset if offset_keys else 0)
         if offset_keys:
             positions = np.arange(query_length)[:, None]
         visible = keys <= positions if causal else np.ones_like(keys <= positions)
+        if not sees_itself:                  # the window keys strictly before the query
+            return (keys < positions) & (positions - keys <= window)
         if windowed:
             distance = positions - keys if causal else np.abs(positions - keys)
             visible = visible & (distance < window + extra)
@@ -145,12 +156,16 @@ def _window_variant(extra=0, use_offset=True, causal=True, windowed=True, offset
     return wrong
 
 
-def _cache_variant(heads="kv", windowed=True, keys_and_values=2):
+def _cache_variant(heads="kv", windowed=True, keys_and_values=2, kept="min", extra_slots=0,
+                   unit="bytes"):
     def wrong(num_layers, d_model, num_heads, num_key_value_heads, lengths, window,
               bytes_per_number):
         lengths = np.asarray(lengths, dtype=np.int64)
         if windowed:
-            lengths = np.minimum(lengths, window)
+            cap = np.minimum if kept == "min" else np.maximum
+            lengths = cap(lengths, window + extra_slots)
+        bytes_per_number = {"bytes": bytes_per_number, "numbers": 1,
+                            "bits": 8 * bytes_per_number}[unit]
         cached_heads = num_key_value_heads if heads == "kv" else num_heads
         return lengths * keys_and_values * num_layers * cached_heads * (d_model // num_heads) \
             * bytes_per_number
@@ -176,15 +191,17 @@ def rope_cases(rng):
 def gqa_cases(rng):
     """Four layers: 4 query heads on 2 key/value heads, causal self-attention; 6 on 3 over 7
     keys for 4 queries (not causal: cross-attention); multi-query (4 on 1), causal; and
-    multi-head (2 on 2). Head depth 3, model depth 8 or 6, so a wrong reshape shows; random
+    multi-head (2 on 2), causal, 4 queries over 6 keys (Keras's causal mask starts both at the
+    first position). Head depth 3, model depth 8 or 6, so a wrong reshape shows; random
     biases, so a forgotten one shows."""
     cases = []
     for batch, query_length, key_length, depth, query_heads, kv_heads, causal in (
             (2, 5, 5, 8, 4, 2, True), (1, 4, 7, 6, 6, 3, False), (2, 5, 5, 8, 4, 1, True),
-            (1, 4, 4, 6, 2, 2, True)):
+            (1, 4, 6, 6, 2, 2, True)):
         head_dim = 3
         query = rng.normal(size=(batch, query_length, depth))
-        value = query if causal else rng.normal(size=(batch, key_length, depth))
+        value = query if key_length == query_length else rng.normal(
+            size=(batch, key_length, depth))
         cases.append({
             "query": query, "value": np.array(value),
             "query_kernel": rng.normal(scale=0.8, size=(depth, query_heads, head_dim)),
@@ -241,6 +258,20 @@ def _keeps_lengths(case: Case, mine: NamedOutputs, expected: NamedOutputs) -> st
             "the sine of one and the same angle.")
 
 
+def _queries_see_themselves(case: Case, mine: NamedOutputs, expected: NamedOutputs) -> str | None:
+    """Under the causal mask, query i attends to key i (its own position) too."""
+    if not case["use_causal_mask"]:
+        return None
+    weights, right = mine["weights"], expected["weights"]
+    if weights.shape != right.shape:
+        return None
+    own = np.arange(1, min(weights.shape[-2:]))            # row 0 may hold a fully masked row
+    if np.all(np.abs(weights[..., own, own]) < 1e-9) and np.all(right[..., own, own] > 0):
+        return ("Under your causal mask no query sees its own key: query i may see keys "
+                "j ≤ i, itself included. Hint: look at the diagonal of your mask.")
+    return None
+
+
 # --- The exercises ----------------------------------------------------------------------------
 
 APPLY_ROPE = Exercise(
@@ -262,6 +293,10 @@ APPLY_ROPE = Exercise(
                 "Your frequencies fall off half as fast as they should: pair i turns with "
                 "max_wavelength to the power −2i/d. Hint: look at the exponent of your "
                 "frequencies for the last pair."),
+        Mistake(_rope_variant(exponent_factor=4.0),
+                "Your frequencies fall off twice as fast as they should: the exponent of pair i "
+                "is −2i/d, with d the whole depth and i counting pairs (0, 1, 2, …). Hint: "
+                "with d = 8, does your last pair (i = 3) turn with max_wavelength^(−3/4)?"),
         Mistake(_rope_variant(own_positions=True),
                 "You rotated row t by the angle of position t, not by the position it was "
                 "given: the rows of a cache step sit at positions[t]. Hint: use the argument "
@@ -299,14 +334,25 @@ GROUPED_QUERY_ATTENTION = Exercise(
         Mistake(_gqa_variant(causal="none"),
                 "With use_causal_mask your queries still see later keys. Hint: mask the keys "
                 "after each query's own position before the softmax."),
-        Mistake(_gqa_variant(bias=False),
+        Mistake(_gqa_variant(causal="last keys"),
+                "With more keys than queries, your causal mask lines the queries up with the "
+                "last keys; Keras's lets query i see keys j ≤ i, counting both from the first. "
+                "Hint: with 4 queries and 6 keys, which keys may query 0 see?"),
+        Mistake(_gqa_variant(masked_score=0.0),
+                "Your masked keys still get attention: a masked score set to 0 still counts in "
+                "the softmax, since exp(0) = 1. Hint: which score gives a key a weight of "
+                "exactly 0?"),
+        Mistake(_gqa_variant(bias="none"),
                 "You left out the biases of the projections. Hint: each projection adds its "
                 "bias, the output projection too."),
+        Mistake(_gqa_variant(bias="input projections"),
+                "You left out the bias of the output projection. Hint: the last step, back to "
+                "D, adds output_bias."),
         Mistake(_gqa_variant(softmax_axis=-2),
                 "Your attention weights sum to 1 over the queries, not over the keys. Hint: "
                 "which axis of the scores holds the keys?"),
     ),
-    properties=(sums_to_one("weights", over="the keys"),),
+    properties=(_queries_see_themselves, sums_to_one("weights", over="the keys")),
     shape_hints={"output": "(B, Tq, D)", "weights": "(B, H_q, Tq, Tk), one map per query head"},
     error_hint="query_kernel is (D, H_q, hd), key_kernel (D, H_kv, hd): H_q / H_kv query heads "
                "share each key/value head.",
@@ -334,6 +380,13 @@ CAUSAL_WINDOW_MASK = Exercise(
                 "You shifted the keys by the offset instead of the queries: the keys are the "
                 "cache's slots 0 … Tk − 1, the queries sit at offset + i. Hint: which of the "
                 "two is the new block of tokens?"),
+        Mistake(_window_variant(sees_itself=False),
+                "Your queries do not see their own key: each sees the window keys before it. "
+                "Hint: the window counts the query's own position, key j = offset + i."),
+        Mistake(_window_variant(at_last_keys=True),
+                "You placed the queries at the last key positions, Tk − Tq + i, not at offset "
+                "+ i: a cache can hold slots past the block's position. Hint: use the argument "
+                "offset for the queries' positions."),
         Mistake(_window_variant(causal=False),
                 "Your window is a band on both sides: queries see keys after their own "
                 "position. Hint: a decoder's window only looks back."),
@@ -366,6 +419,20 @@ LONG_CONTEXT_CACHE_BYTES = Exercise(
         Mistake(_cache_variant(keys_and_values=1),
                 "You counted the keys only: the cache holds a key and a value per position, "
                 "head and layer. Hint: there is a factor 2."),
+        Mistake(_cache_variant(unit="numbers"),
+                "You counted numbers, not bytes. Hint: each number takes bytes_per_number "
+                "bytes."),
+        Mistake(_cache_variant(unit="bits"),
+                "You counted bits, not bytes: bytes_per_number is already in bytes. Hint: no "
+                "factor 8."),
+        Mistake(_cache_variant(extra_slots=1),
+                "Your cache keeps window + 1 positions: a query sees itself and the window − 1 "
+                "before it, so the ring buffer needs window slots. Hint: cap each length at "
+                "the window itself."),
+        Mistake(_cache_variant(kept="max"),
+                "Your cache holds the larger of the length and the window: a short sequence "
+                "cannot fill the window, and a long one is capped by it. Hint: which of the two "
+                "bounds the positions kept?"),
     ),
     shape_hints={"bytes": "one number per length: the shape of lengths"},
     hint="per position: keys and values, every layer, the key/value heads of d_model / "
