@@ -1,32 +1,43 @@
 """Exercises of lesson 10, positions and heads for long contexts
 (``solutions/10_long_context_attention.ipynb``).
 
-10.1 ``apply_rope``  10.2 ``grouped_query_attention`` (build)  10.3 ``causal_window_mask``
-10.4 ``long_context_cache_bytes``. All in NumPy, so a graded kernel never imports TensorFlow;
-the tests prove the references equal keras_hub's ``RotaryEmbedding``, Keras's
-``GroupQueryAttention`` and ``MultiHeadAttention(sliding_window=w)``, and the library's
-``kv_cache_bytes``.
+10.1 ``apply_rope`` (the RoFormer paper's interleaved layout)  10.2 ``grouped_query_attention``
+(build)  10.3 ``causal_window_mask``  10.4 ``longest_context`` (the context a memory budget
+holds). All in NumPy, so a graded kernel never imports TensorFlow; the tests prove the
+references equal keras_hub's ``RotaryEmbedding`` on permuted features, Keras's
+``GroupQueryAttention`` and ``MultiHeadAttention(sliding_window=w)``, and a search with the
+library's ``kv_cache_bytes``.
 """
+
+import math
 
 import numpy as np
 
-from course_lib.checks.core import Case, Exercise, Mistake, NamedOutputs, sums_to_one
+from course_lib.checks.core import (
+    Case,
+    Exercise,
+    Mistake,
+    NamedOutputs,
+    describe_case,
+    sums_to_one,
+)
 from course_lib.numpy_softmax import softmax
 
 # --- References -----------------------------------------------------------------------------
 
 
-def apply_rope(x, positions, max_wavelength):
-    """Rotary position embedding of ``x (..., T, d)``, the token at row ``t`` sitting at
-    ``positions[t]``: feature ``i`` and feature ``i + d/2`` turn together by the angle
-    ``positions[t] · max_wavelength^(−2i/d)``, ``i = 0 … d/2 − 1``."""
+def apply_rope(x, positions, base):
+    """Rotary position embedding in the RoFormer paper's interleaved layout: ``x (..., T, d)``,
+    ``positions`` of a shape that broadcasts to ``x.shape[:-1]``; the neighbouring features
+    ``2i`` and ``2i + 1`` of a row at position ``p`` turn together by the angle
+    ``p · base^(−2i/d)``, ``i = 0 … d/2 − 1`` (Su et al. 2021, §3.2)."""
     x = np.asarray(x, dtype=np.float64)
-    half = x.shape[-1] // 2
-    frequencies = float(max_wavelength) ** (-2.0 * np.arange(half) / x.shape[-1])   # (d/2,)
-    angles = np.asarray(positions, dtype=np.float64)[:, None] * frequencies        # (T, d/2)
-    first, second = x[..., :half], x[..., half:]
-    return np.concatenate([first * np.cos(angles) - second * np.sin(angles),
-                           second * np.cos(angles) + first * np.sin(angles)], axis=-1)
+    frequencies = float(base) ** (-2.0 * np.arange(x.shape[-1] // 2) / x.shape[-1])   # (d/2,)
+    angles = np.asarray(positions, dtype=np.float64)[..., None] * frequencies     # (..., T, d/2)
+    even, odd = x[..., 0::2], x[..., 1::2]                                         # (..., T, d/2)
+    turned = np.stack([even * np.cos(angles) - odd * np.sin(angles),
+                       odd * np.cos(angles) + even * np.sin(angles)], axis=-1)  # (..., T, d/2, 2)
+    return turned.reshape(x.shape)
 
 
 def grouped_query_attention(query, value, query_kernel, query_bias, key_kernel, key_bias,
@@ -63,27 +74,36 @@ def causal_window_mask(query_length, key_length, window, offset):
     return (keys <= query_positions) & (keys > query_positions - window)
 
 
-def long_context_cache_bytes(num_layers, d_model, num_heads, num_key_value_heads, lengths,
-                             window, bytes_per_number):
-    """Bytes of one sequence's key/value cache at each length: keys and values (2) of every
-    layer, for ``min(length, window)`` positions, ``num_key_value_heads`` heads of
-    ``d_model / num_heads`` numbers each."""
-    lengths = np.minimum(np.asarray(lengths, dtype=np.int64), window)
-    per_position = 2 * num_layers * num_key_value_heads * (d_model // num_heads)
-    return lengths * per_position * bytes_per_number
+def longest_context(memory_bytes, num_layers, d_model, num_heads, num_key_value_heads, window,
+                    bytes_per_number, batch_size):
+    """The longest context, in tokens, whose key/value cache fits in ``memory_bytes``: each of
+    the ``batch_size`` sequences caches a key and a value (2) in every layer for
+    ``min(length, window)`` positions, ``num_key_value_heads`` heads of ``d_model / num_heads``
+    numbers each. ``math.inf`` when the ring of ``window`` positions fits, since the cache then
+    stops growing; ``window = math.inf`` is full attention."""
+    per_position = (batch_size * 2 * num_layers * num_key_value_heads * (d_model // num_heads)
+                    * bytes_per_number)
+    if window * per_position <= memory_bytes:
+        return math.inf
+    return int(memory_bytes // per_position)
 
 
 # --- Wrong answers that learners write ---------------------------------------------------------
 
 
-def _rope_variant(layout="halves", direction=1, exponent_factor=2.0, own_positions=False):
-    def wrong(x, positions, max_wavelength):
+def _rope_variant(layout="neighbours", direction=1, exponent_factor=2.0, pair_shift=0,
+                  own_positions=False, halves_angles=False):
+    def wrong(x, positions, base):
         x = np.asarray(x, dtype=np.float64)
         half = x.shape[-1] // 2
-        frequencies = float(max_wavelength) ** (-exponent_factor * np.arange(half)
-                                                / x.shape[-1])
-        where = np.arange(len(positions)) if own_positions else np.asarray(positions)
-        angles = direction * where.astype(np.float64)[:, None] * frequencies
+        frequencies = float(base) ** (-exponent_factor * (np.arange(half) + pair_shift)
+                                      / x.shape[-1])
+        where = np.arange(x.shape[-2]) if own_positions else np.asarray(positions)
+        angles = direction * where.astype(np.float64)[..., None] * frequencies
+        if halves_angles:                    # angle j of the halves layout given to feature j
+            angles = np.concatenate([angles, angles], axis=-1)
+            turned = np.stack([-x[..., 1::2], x[..., 0::2]], axis=-1).reshape(x.shape)
+            return x * np.cos(angles) + turned * np.sin(angles)
         if layout == "halves":
             first, second = x[..., :half], x[..., half:]
         else:                                                # neighbours (2i, 2i + 1)
@@ -92,14 +112,13 @@ def _rope_variant(layout="halves", direction=1, exponent_factor=2.0, own_positio
         turned_second = second * np.cos(angles) + first * np.sin(angles)
         if layout == "halves":
             return np.concatenate([turned_first, turned_second], axis=-1)
-        out = np.empty_like(x)
-        out[..., 0::2], out[..., 1::2] = turned_first, turned_second
-        return out
+        return np.stack([turned_first, turned_second], axis=-1).reshape(x.shape)
 
     return wrong
 
 
-def _gqa_variant(grouping="repeat", scale="head", causal="lower", bias=True, softmax_axis=-1):
+def _gqa_variant(grouping="repeat", scale="head", causal="lower", bias="all", softmax_axis=-1,
+                 masked_score=None):
     def wrong(query, value, query_kernel, query_bias, key_kernel, key_bias, value_kernel,
               value_bias, output_kernel, output_bias, use_causal_mask):
         query = np.asarray(query, dtype=np.float64)
@@ -107,7 +126,8 @@ def _gqa_variant(grouping="repeat", scale="head", causal="lower", bias=True, sof
         head_dim = query_kernel.shape[-1]
         query_heads, kv_heads = query_kernel.shape[1], key_kernel.shape[1]
         group = query_heads // kv_heads
-        on = 1.0 if bias else 0.0
+        on = 1.0 if bias in ("all", "input projections") else 0.0
+        out_on = 1.0 if bias == "all" else 0.0
         queries = np.einsum("btd,dhk->bthk", query, query_kernel) + on * query_bias
         keys = np.einsum("btd,dhk->bthk", value, key_kernel) + on * key_bias
         values = np.einsum("btd,dhk->bthk", value, value_kernel) + on * value_bias
@@ -121,22 +141,31 @@ def _gqa_variant(grouping="repeat", scale="head", causal="lower", bias=True, sof
         mask = None
         if use_causal_mask and causal != "none":
             rows, columns = np.arange(query.shape[1])[:, None], np.arange(value.shape[1])
-            mask = columns <= rows if causal == "lower" else columns >= rows
+            if causal == "last keys":        # the queries lined up with the last Tq keys
+                rows = rows + value.shape[1] - query.shape[1]
+            mask = columns >= rows if causal == "upper" else columns <= rows
+        if mask is not None and masked_score is not None:   # masked scores replaced, kept
+            scores, mask = np.where(mask, scores, masked_score), None
         weights = softmax(scores, mask=mask, axis=softmax_axis)
         heads = np.einsum("bhqs,bshk->bqhk", weights, values)
-        return np.einsum("bqhk,hkd->bqd", heads, output_kernel) + on * output_bias, weights
+        return np.einsum("bqhk,hkd->bqd", heads, output_kernel) + out_on * output_bias, weights
 
     return wrong
 
 
-def _window_variant(extra=0, use_offset=True, causal=True, windowed=True, offset_keys=False):
+def _window_variant(extra=0, use_offset=True, causal=True, windowed=True, offset_keys=False,
+                    sees_itself=True, at_last_keys=False):
     def wrong(query_length, key_length, window, offset):
         shift = offset if use_offset else 0
+        if at_last_keys:
+            shift = key_length - query_length
         positions = shift + np.arange(query_length)[:, None]
         keys = np.arange(key_length)[None, :] + (offset if offset_keys else 0)
         if offset_keys:
             positions = np.arange(query_length)[:, None]
         visible = keys <= positions if causal else np.ones_like(keys <= positions)
+        if not sees_itself:                  # the window keys strictly before the query
+            return (keys < positions) & (positions - keys <= window)
         if windowed:
             distance = positions - keys if causal else np.abs(positions - keys)
             visible = visible & (distance < window + extra)
@@ -145,15 +174,21 @@ def _window_variant(extra=0, use_offset=True, causal=True, windowed=True, offset
     return wrong
 
 
-def _cache_variant(heads="kv", windowed=True, keys_and_values=2):
-    def wrong(num_layers, d_model, num_heads, num_key_value_heads, lengths, window,
-              bytes_per_number):
-        lengths = np.asarray(lengths, dtype=np.int64)
-        if windowed:
-            lengths = np.minimum(lengths, window)
+def _context_variant(keys_and_values=2, heads="kv", batched=True, unit="bytes", window="ring",
+                     count="whole", fits="at most"):
+    def wrong(memory_bytes, num_layers, d_model, num_heads, num_key_value_heads, window_size,
+              bytes_per_number, batch_size):
         cached_heads = num_key_value_heads if heads == "kv" else num_heads
-        return lengths * keys_and_values * num_layers * cached_heads * (d_model // num_heads) \
-            * bytes_per_number
+        size = bytes_per_number * (8 if unit == "bits" else 1)
+        per_position = ((batch_size if batched else 1) * keys_and_values * num_layers
+                        * cached_heads * (d_model // num_heads) * size)
+        budget = memory_bytes if fits == "at most" else memory_bytes - 1  # "fits": strictly below
+        if window != "ignored" and window_size * per_position <= budget:
+            return window_size if window == "caps the context" else math.inf
+        positions = budget // per_position
+        return {"whole": positions, "first that does not fit": positions + 1,
+                "rounded up": -(-budget // per_position),
+                "fraction": budget / per_position}[count]
 
     return wrong
 
@@ -162,29 +197,40 @@ def _cache_variant(heads="kv", windowed=True, keys_and_values=2):
 
 
 def rope_cases(rng):
-    """Three inputs: ``(T, d)``, ``(B, T, d)`` and ``(B, T, H, d)``-like ``(B, H, T, d)``,
-    depths 8, 6 and 10, positions that do not start at 0 and are not in order, wavelengths
-    10000, 100 and 30."""
-    cases = []
-    for shape, wavelength in (((5, 8), 10000.0), ((2, 6, 6), 100.0), ((2, 3, 4, 10), 30.0)):
-        positions = rng.permutation(np.arange(2, 40))[:shape[-2]]
-        cases.append({"x": rng.normal(size=shape), "positions": positions.astype(np.int64),
-                      "max_wavelength": wavelength})
+    """Four inputs. First the offset probe: ``x (2, T, 8)`` holds one query repeated in row 0
+    and one key repeated in row 1, the key always a fixed offset after the query, at positions
+    up to 700. Then ``(T, d)`` with positions ``(T,)``; ``(B, T, d)`` with per-sequence positions
+    ``(B, T)``; and ``(B, H, T, d)`` with positions ``(B, 1, T)``: depths 6, 10 and 4, positions
+    that do not start at 0 and are not in order, bases 10000, 100, 30 and 500."""
+    length, offset = 6, int(rng.integers(3, 10))
+    starts = rng.permutation(np.arange(0, 700))[:length]
+    query, key = rng.normal(size=(2, 1, 8))
+    cases = [{"x": np.stack([np.repeat(query, length, axis=0), np.repeat(key, length, axis=0)]),
+              "positions": np.stack([starts, starts + offset]).astype(np.int64),
+              "base": 10000.0}]
+    for shape, positions_shape, base in (((5, 6), (5,), 100.0), ((2, 4, 10), (2, 4), 30.0),
+                                         ((2, 3, 5, 4), (2, 1, 5), 500.0)):
+        positions = rng.permutation(np.arange(2, 60))[:np.prod(positions_shape)]
+        cases.append({"x": rng.normal(size=shape),
+                      "positions": positions.reshape(positions_shape).astype(np.int64),
+                      "base": base})
     return cases
 
 
 def gqa_cases(rng):
     """Four layers: 4 query heads on 2 key/value heads, causal self-attention; 6 on 3 over 7
     keys for 4 queries (not causal: cross-attention); multi-query (4 on 1), causal; and
-    multi-head (2 on 2). Head depth 3, model depth 8 or 6, so a wrong reshape shows; random
+    multi-head (2 on 2), causal, 4 queries over 6 keys (Keras's causal mask starts both at the
+    first position). Head depth 3, model depth 8 or 6, so a wrong reshape shows; random
     biases, so a forgotten one shows."""
     cases = []
     for batch, query_length, key_length, depth, query_heads, kv_heads, causal in (
             (2, 5, 5, 8, 4, 2, True), (1, 4, 7, 6, 6, 3, False), (2, 5, 5, 8, 4, 1, True),
-            (1, 4, 4, 6, 2, 2, True)):
+            (1, 4, 6, 6, 2, 2, True)):
         head_dim = 3
         query = rng.normal(size=(batch, query_length, depth))
-        value = query if causal else rng.normal(size=(batch, key_length, depth))
+        value = query if key_length == query_length else rng.normal(
+            size=(batch, key_length, depth))
         cases.append({
             "query": query, "value": np.array(value),
             "query_kernel": rng.normal(scale=0.8, size=(depth, query_heads, head_dim)),
@@ -210,19 +256,37 @@ def window_cases(rng):
     return cases
 
 
-def cache_cases(rng):
-    """Models whose layers, width, heads and key/value heads differ (so each factor shows),
-    the 32-layer model of the published figures among them, with a window shorter than some
-    lengths, and one without a window (a window longer than every length)."""
-    cases = []
-    for layers, d_model, heads, kv_heads, window, size in (
-            (32, 4096, 32, 8, 40_000, 2), (4, 128, 4, 1, 64, 4),
-            (int(rng.integers(2, 9)), 512, 8, 2, int(rng.integers(100, 900)), 2)):
-        lengths = np.sort(rng.choice(np.arange(16, 32_769), size=3, replace=False))
-        cases.append({"num_layers": layers, "d_model": d_model, "num_heads": heads,
-                      "num_key_value_heads": kv_heads, "lengths": lengths.astype(np.int64),
-                      "window": window, "bytes_per_number": size})
-    return cases
+def context_cases(rng):
+    """Six budgets, each model's sizes different, so that each factor shows: a 32-layer,
+    d_model 4,096 model with 8 key/value heads, full attention, tens of GB that are not a whole
+    number of positions; a small model, a batch of 3, on exactly k positions; three windows,
+    whose ring fits with room to spare, fits exactly, or does not fit (a batch of 2 to 4); and a
+    budget smaller than one position."""
+    def case(memory_bytes, layers, d_model, heads, kv_heads, window, size, batch):
+        return {"memory_bytes": int(memory_bytes), "num_layers": layers, "d_model": d_model,
+                "num_heads": heads, "num_key_value_heads": kv_heads, "window": window,
+                "bytes_per_number": size, "batch_size": batch}
+
+    def per_position(layers, d_model, heads, kv_heads, size, batch):
+        return batch * 2 * layers * kv_heads * (d_model // heads) * size
+
+    llama = int(rng.integers(20, 80)) * 10**9 + int(rng.integers(1, 10**5))
+    llama += llama % per_position(32, 4096, 32, 8, 2, 1) == 0         # not a whole number
+    small_layers = int(rng.integers(2, 9))
+    small = per_position(small_layers, 512, 8, 2, 4, 3) * int(rng.integers(1000, 5000))
+    roomy_window, exact_window = int(rng.integers(500, 2000)), int(rng.integers(100, 400))
+    roomy = per_position(4, 256, 8, 1, 2, 2) * roomy_window
+    exact = per_position(6, 384, 6, 3, 4, 1) * exact_window
+    layers, batch = int(rng.integers(8, 25)), int(rng.integers(2, 5))
+    short = per_position(layers, 1024, 16, 4, 2, batch)
+    return [case(llama, 32, 4096, 32, 8, math.inf, 2, 1),
+            case(small, small_layers, 512, 8, 2, math.inf, 4, 3),
+            case(roomy + int(rng.integers(1, roomy)), 4, 256, 8, 1, roomy_window, 2, 2),
+            case(exact, 6, 384, 6, 3, exact_window, 4, 1),
+            case(short * int(rng.integers(100, 4000)) + int(rng.integers(1, short)), layers, 1024,
+                 16, 4, 4096, 2, batch),
+            case(int(rng.integers(1, per_position(2, 64, 4, 4, 4, 1))), 2, 64, 4, 4, math.inf, 4,
+                 1)]
 
 
 # --- Diagnoses read from the outputs ----------------------------------------------------------
@@ -241,6 +305,65 @@ def _keeps_lengths(case: Case, mine: NamedOutputs, expected: NamedOutputs) -> st
             "the sine of one and the same angle.")
 
 
+def _is_offset_probe(case: Case) -> bool:
+    """The first case of :func:`rope_cases`: one query in row 0, one key in row 1, the key's
+    positions a fixed offset after the query's."""
+    x, positions = np.asarray(case["x"]), np.asarray(case["positions"])
+    return (x.ndim == 3 and x.shape[0] == 2 and positions.shape == x.shape[:2]
+            and np.all(x == x[:, :1]) and np.ptp(positions[1] - positions[0]) == 0)
+
+
+def _scores_depend_on_the_offset_only(case: Case, mine: NamedOutputs,
+                                      expected: NamedOutputs) -> str | None:
+    """RoPE's point: the score of a rotated query and a rotated key depends on the offset
+    between their positions, not on where the pair sits."""
+    if not _is_offset_probe(case) or mine["rotated"].shape != np.shape(case["x"]):
+        return None
+    scores = np.sum(mine["rotated"][0] * mine["rotated"][1], axis=-1)        # one per place
+    if np.ptp(scores) <= 1e-6 * max(1.0, float(np.max(np.abs(scores)))):
+        return None
+    return ("The score of your rotated query and key changes with where the pair sits, though "
+            "the key is always the same offset after the query: RoPE's scores depend on that "
+            "offset only. Hint: both features of a pair must turn by one angle, linear in the "
+            "position, so that two rotations compose into the rotation by their difference.")
+
+
+def _queries_see_themselves(case: Case, mine: NamedOutputs, expected: NamedOutputs) -> str | None:
+    """Under the causal mask, query i attends to key i (its own position) too."""
+    if not case["use_causal_mask"]:
+        return None
+    weights, right = mine["weights"], expected["weights"]
+    if weights.shape != right.shape:
+        return None
+    own = np.arange(1, min(weights.shape[-2:]))            # row 0 may hold a fully masked row
+    if np.all(np.abs(weights[..., own, own]) < 1e-9) and np.all(right[..., own, own] > 0):
+        return ("Under your causal mask no query sees its own key: query i may see keys "
+                "j ≤ i, itself included. Hint: look at the diagonal of your mask.")
+    return None
+
+
+def _fits_and_is_the_longest(case: Case, mine: NamedOutputs,
+                             expected: NamedOutputs) -> str | None:
+    """The answer is a whole number of tokens whose cache fits, and one more token does not."""
+    tokens, right = float(np.asarray(mine["tokens"]).flat[0]), float(expected["tokens"])
+    if not np.isfinite(tokens) or np.asarray(mine["tokens"]).size != 1:
+        return None                      # infinity where it should not be is said before
+    where = f"(with {describe_case(case)})"
+    if tokens != round(tokens):
+        return (f"Your answer, {tokens:g} tokens, is not a whole number {where}: a context holds "
+                f"whole positions. Hint: how many whole positions fit in the budget?")
+    if right == math.inf:
+        return (f"With this window every length fits {where}: the cache stops growing at window "
+                f"positions, and that many fit. Hint: the contract's answer is then math.inf.")
+    if tokens > right:
+        return (f"The cache of a context of your answer's length does not fit in memory_bytes "
+                f"{where}. Hint: add up what one cached position costs, for every sequence of "
+                f"the batch.")
+    return (f"A context one token longer than your answer still fits in memory_bytes {where}. "
+            f"Hint: add up what one cached position costs; the answer is the longest length "
+            f"whose cache is at most the budget.")
+
+
 # --- The exercises ----------------------------------------------------------------------------
 
 APPLY_ROPE = Exercise(
@@ -250,29 +373,48 @@ APPLY_ROPE = Exercise(
     reference=apply_rope,
     outputs=("rotated",),
     mistakes=(
-        Mistake(_rope_variant(layout="neighbours"),
-                "You turned neighbouring features (0, 1), (2, 3), … together; this layout "
-                "(keras_hub's, GPT-NeoX's) pairs feature i with feature i + d/2. Hint: cut the "
-                "last axis into two halves, not into even and odd features."),
+        Mistake(_rope_variant(layout="halves"),
+                "You paired feature i with feature i + d/2, the lesson's layout (keras_hub's, "
+                "GPT-NeoX's); this exercise pairs neighbours, features 2i and 2i + 1, as the "
+                "RoFormer paper does. Hint: which feature turns together with feature 1?"),
+        Mistake(_rope_variant(halves_angles=True),
+                "The two features of a pair turn by different angles: your angles are laid out "
+                "for the halves layout, pair i's at features i and i + d/2. Hint: which angle "
+                "do features 0 and 1 get, and which do features 2 and 3 get?"),
         Mistake(_rope_variant(direction=-1),
                 "You turned each pair by minus the angle (clockwise): with the same positions "
                 "and frequencies the rotation goes the other way. Hint: a positive angle turns "
                 "the first feature of a pair towards the second."),
         Mistake(_rope_variant(exponent_factor=1.0),
-                "Your frequencies fall off half as fast as they should: pair i turns with "
-                "max_wavelength to the power −2i/d. Hint: look at the exponent of your "
-                "frequencies for the last pair."),
+                "Your frequencies fall off half as fast as they should: pair i turns with base "
+                "to the power −2i/d. Hint: look at the exponent of your frequencies for the "
+                "last pair."),
+        Mistake(_rope_variant(exponent_factor=4.0),
+                "Your frequencies fall off twice as fast as they should: the exponent of pair i "
+                "is −2i/d, with d the whole depth and i counting pairs (0, 1, 2, …), not "
+                "features. Hint: with d = 8, does your last pair (i = 3) turn with "
+                "base^(−3/4)?"),
+        Mistake(_rope_variant(pair_shift=1),
+                "Your first pair turns slower than one radian per position: each pair turns at "
+                "the frequency of the next one. Hint: with pairs counted from 0, what is the "
+                "exponent of pair 0?"),
+        Mistake(_rope_variant(pair_shift=-1),
+                "Your first pair turns faster than one radian per position: each pair turns at "
+                "the frequency of the one before (the paper counts pairs from 1 and subtracts "
+                "1 in the exponent). Hint: with pairs counted from 0, what is the exponent of "
+                "pair 0?"),
         Mistake(_rope_variant(own_positions=True),
                 "You rotated row t by the angle of position t, not by the position it was "
                 "given: the rows of a cache step sit at positions[t]. Hint: use the argument "
                 "positions for the angles."),
     ),
-    properties=(_keeps_lengths,),
+    properties=(_keeps_lengths, _scores_depend_on_the_offset_only),
     shape_hints={"rotated": "the shape of x"},
-    error_hint="x is (..., T, d) with the positions along its second-to-last axis; the angles "
-               "are (T, d/2).",
-    hint="for each pair (i, i + d/2), the angle is the position times max_wavelength^(−2i/d); "
-         "rotate the pair by it.",
+    error_hint="x is (..., T, d) with the rows along its second-to-last axis; positions has the "
+               "shape of x's axes before the last, or one that broadcasts to it, and the angles "
+               "have one more axis, of d/2 pairs.",
+    hint="features 2i and 2i + 1 form pair i; its angle is the row's position times "
+         "base^(−2i/d); rotate the pair by it.",
 )
 
 GROUPED_QUERY_ATTENTION = Exercise(
@@ -299,14 +441,25 @@ GROUPED_QUERY_ATTENTION = Exercise(
         Mistake(_gqa_variant(causal="none"),
                 "With use_causal_mask your queries still see later keys. Hint: mask the keys "
                 "after each query's own position before the softmax."),
-        Mistake(_gqa_variant(bias=False),
+        Mistake(_gqa_variant(causal="last keys"),
+                "With more keys than queries, your causal mask lines the queries up with the "
+                "last keys; Keras's lets query i see keys j ≤ i, counting both from the first. "
+                "Hint: with 4 queries and 6 keys, which keys may query 0 see?"),
+        Mistake(_gqa_variant(masked_score=0.0),
+                "Your masked keys still get attention: a masked score set to 0 still counts in "
+                "the softmax, since exp(0) = 1. Hint: which score gives a key a weight of "
+                "exactly 0?"),
+        Mistake(_gqa_variant(bias="none"),
                 "You left out the biases of the projections. Hint: each projection adds its "
                 "bias, the output projection too."),
+        Mistake(_gqa_variant(bias="input projections"),
+                "You left out the bias of the output projection. Hint: the last step, back to "
+                "D, adds output_bias."),
         Mistake(_gqa_variant(softmax_axis=-2),
                 "Your attention weights sum to 1 over the queries, not over the keys. Hint: "
                 "which axis of the scores holds the keys?"),
     ),
-    properties=(sums_to_one("weights", over="the keys"),),
+    properties=(_queries_see_themselves, sums_to_one("weights", over="the keys")),
     shape_hints={"output": "(B, Tq, D)", "weights": "(B, H_q, Tq, Tk), one map per query head"},
     error_hint="query_kernel is (D, H_q, hd), key_kernel (D, H_kv, hd): H_q / H_kv query heads "
                "share each key/value head.",
@@ -334,6 +487,13 @@ CAUSAL_WINDOW_MASK = Exercise(
                 "You shifted the keys by the offset instead of the queries: the keys are the "
                 "cache's slots 0 … Tk − 1, the queries sit at offset + i. Hint: which of the "
                 "two is the new block of tokens?"),
+        Mistake(_window_variant(sees_itself=False),
+                "Your queries do not see their own key: each sees the window keys before it. "
+                "Hint: the window counts the query's own position, key j = offset + i."),
+        Mistake(_window_variant(at_last_keys=True),
+                "You placed the queries at the last key positions, Tk − Tq + i, not at offset "
+                "+ i: a cache can hold slots past the block's position. Hint: use the argument "
+                "offset for the queries' positions."),
         Mistake(_window_variant(causal=False),
                 "Your window is a band on both sides: queries see keys after their own "
                 "position. Hint: a decoder's window only looks back."),
@@ -348,30 +508,59 @@ CAUSAL_WINDOW_MASK = Exercise(
     atol=0.0,
 )
 
-LONG_CONTEXT_CACHE_BYTES = Exercise(
+LONGEST_CONTEXT = Exercise(
     exercise_id="10.4",
-    function_name="long_context_cache_bytes",
-    make_cases=cache_cases,
-    reference=long_context_cache_bytes,
-    outputs=("bytes",),
+    function_name="longest_context",
+    make_cases=context_cases,
+    reference=longest_context,
+    outputs=("tokens",),
     mistakes=(
-        Mistake(_cache_variant(heads="query"),
-                "You counted d_model numbers per position and layer, as for multi-head "
-                "attention: only the key/value heads have keys and values to cache. Hint: how "
-                "many heads do the keys have under grouped-query attention, and how deep is "
-                "each?"),
-        Mistake(_cache_variant(windowed=False),
-                "You kept every position: with a sliding window the cache never holds more "
-                "than window positions. Hint: cap each length at the window."),
-        Mistake(_cache_variant(keys_and_values=1),
-                "You counted the keys only: the cache holds a key and a value per position, "
-                "head and layer. Hint: there is a factor 2."),
+        Mistake(_context_variant(keys_and_values=1),
+                "Your contexts are twice too long: you cached the keys only, but every position "
+                "keeps a key and a value in each layer and head. Hint: count what one layer "
+                "stores per cached position."),
+        Mistake(_context_variant(heads="query"),
+                "You cached all num_heads heads: under grouped-query attention only the "
+                "key/value heads have keys and values to cache. Hint: how many heads do the "
+                "keys have, and how deep is each?"),
+        Mistake(_context_variant(batched=False),
+                "You sized the cache of one sequence: each of the batch_size sequences keeps "
+                "its own keys and values. Hint: what does one cached position cost for the "
+                "whole batch?"),
+        Mistake(_context_variant(unit="bits"),
+                "You counted bits, not bytes: bytes_per_number and memory_bytes are both in "
+                "bytes. Hint: no factor 8."),
+        Mistake(_context_variant(count="first that does not fit"),
+                "Your answer is the first length that does not fit: its cache is over the "
+                "budget. Hint: the answer is the longest context whose cache still fits."),
+        Mistake(_context_variant(count="rounded up"),
+                "You rounded the number of positions up: the last, partial position does not "
+                "fit. Hint: a position is cached whole or not at all."),
+        Mistake(_context_variant(fits="strictly below"),
+                "Your answer misses a cache that fills the budget exactly: a cache of exactly "
+                "memory_bytes fits. Hint: fitting means at most the budget, not less than it."),
+        Mistake(_context_variant(count="fraction"),
+                "Your answer is not a whole number of tokens: a context holds whole positions. "
+                "Hint: how many whole positions fit in the budget?"),
+        Mistake(_context_variant(window="ignored"),
+                "Your answer ignores the window: with a sliding window the cache stops growing "
+                "at window positions, so once they fit, every length fits. Hint: compare the "
+                "budget with the cache of a full ring of window slots."),
+        Mistake(_context_variant(window="caps the context"),
+                "You returned the window as the longest context: the window caps the cache, not "
+                "the text, which can then grow without end. Hint: what does the contract return "
+                "when every length fits?"),
     ),
-    shape_hints={"bytes": "one number per length: the shape of lengths"},
-    hint="per position: keys and values, every layer, the key/value heads of d_model / "
-         "num_heads numbers; times min(length, window) and the bytes per number.",
+    properties=(_fits_and_is_the_longest,),
+    shape_hints={"tokens": "one number: an int, or math.inf"},
+    nan_hint="math.inf is the answer only when there is a window and the cache of its window "
+             "positions fits in memory_bytes; with window = math.inf (full attention) the cache "
+             "grows with every token.",
+    hint="one cached position costs keys and values, in every layer, for each key/value head "
+         "of d_model / num_heads numbers, for each sequence of the batch; the answer is the "
+         "longest length whose cache is at most memory_bytes.",
     rtol=0.0,
     atol=0.0,
 )
 
-EXERCISES = (APPLY_ROPE, GROUPED_QUERY_ATTENTION, CAUSAL_WINDOW_MASK, LONG_CONTEXT_CACHE_BYTES)
+EXERCISES = (APPLY_ROPE, GROUPED_QUERY_ATTENTION, CAUSAL_WINDOW_MASK, LONGEST_CONTEXT)
