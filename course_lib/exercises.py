@@ -54,7 +54,7 @@ CHECK_CALL = re.compile(r"^(check_\w+)\(", re.MULTILINE)
 POINTS_PER_CHECK = 1
 """nbgrader points of each exercise's check cell: one per exercise, as in the course's grader."""
 NBGRADER_SCHEMA_VERSION = 3
-"""The version of nbgrader's cell metadata schema (nbgrader 0.6 to 0.9)."""
+"""The version of nbgrader's cell metadata schema (that of nbgrader 0.9)."""
 _EXERCISE_OF_CHECK = {f"check_{exercise.function_name}": exercise_id
                       for exercise_id, exercise in EXERCISES.items()}
 
