@@ -46,7 +46,7 @@ NOTEBOOKS ?= notebooks/*.ipynb solutions/*.ipynb
 notebooks: $(STAMP)
 	$(BIN)/python scripts/run_notebooks.py --write $(NOTEBOOKS)
 
-# Regenerate the learner exercise notebooks from solutions/.
+# Regenerate the learner exercise notebooks from solutions/, and the nbgrader metadata of both.
 exercises: $(STAMP)
 	$(BIN)/python -m course_lib.exercises solutions/*.ipynb --out notebooks/exercises
 

@@ -290,7 +290,9 @@ def test_diagnosis_works_on_returned_arrays_alone():
     assert diagnose(exercise, cases, right, references).passed
 
 
-def test_a_check_prints_one_line_and_never_raises(capsys):
+def test_a_check_prints_one_line_and_never_raises(capsys, monkeypatch):
+    monkeypatch.delenv("NBGRADER_EXECUTION", raising=False)
+
     def masked_softmax(scores, mask):
         raise NotImplementedError
 
@@ -302,6 +304,20 @@ def test_a_check_prints_one_line_and_never_raises(capsys):
                         "your code.")
     assert lines[1].startswith("02.2 masked_softmax: expected your function")
     assert len(lines) == 2
+
+
+@pytest.mark.parametrize("execution", ["autograde", "validate"])
+def test_under_nbgrader_a_failed_check_raises_its_line(capsys, monkeypatch, execution):
+    """nbgrader scores a grade cell by whether it raises; it sets NBGRADER_EXECUTION."""
+    monkeypatch.setenv("NBGRADER_EXECUTION", execution)
+
+    def masked_softmax(scores, mask):
+        raise NotImplementedError
+
+    with pytest.raises(AssertionError, match=r"^02\.2 masked_softmax: not done yet: "):
+        checks.check_masked_softmax(masked_softmax)
+    checks.check_masked_softmax(lesson02.masked_softmax)
+    assert capsys.readouterr().out.splitlines()[-1].startswith("02.2 masked_softmax: passed")
 
 
 def test_named_checks_exist_for_every_exercise_and_nothing_else():

@@ -8,11 +8,14 @@ from nbclient import NotebookClient
 
 from course_lib.checks import EXERCISES
 from course_lib.exercises import (
+    POINTS_PER_CHECK,
     SolutionMarkerError,
     generated_text,
+    generated_texts,
     learner_notebook,
     main,
     strip_solutions,
+    with_nbgrader_metadata,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,6 +33,51 @@ def test_committed_learner_copy_is_what_the_generator_makes(solution):
     assert committed.exists(), f"{committed} is missing: run `make exercises`"
     assert committed.read_text(encoding="utf-8") == generated_text(solution), (
         f"{committed} is out of date: run `make exercises`")
+
+
+@pytest.mark.parametrize("solution", SOLUTIONS, ids=lambda path: path.name)
+def test_committed_solution_carries_the_nbgrader_metadata_the_generator_writes(solution):
+    assert solution.read_text(encoding="utf-8") == generated_texts(solution)[0], (
+        f"{solution}'s nbgrader metadata is out of date: run `make exercises`")
+
+
+def _cell_roles(notebook) -> list[tuple[str, bool, bool, bool, float | None]]:
+    return [(cell.metadata.nbgrader["grade_id"], cell.metadata.nbgrader["solution"],
+             cell.metadata.nbgrader["grade"], cell.metadata.nbgrader["locked"],
+             cell.metadata.nbgrader.get("points")) for cell in notebook.cells]
+
+
+def test_nbgrader_metadata_marks_solutions_checks_and_locks_the_rest():
+    new_code, new_markdown = nbformat.v4.new_code_cell, nbformat.v4.new_markdown_cell
+    notebook = nbformat.v4.new_notebook(cells=[
+        new_markdown("# Lesson 02", id="intro"),
+        new_code("from course_lib.checks import (\n    check_masked_softmax,\n)", id="setup"),
+        new_code("# EXERCISE 02.2\ndef masked_softmax(scores, mask):\n    ### BEGIN SOLUTION\n"
+                 "    return scores\n    ### END SOLUTION", id="answer"),
+        new_code("check_masked_softmax(masked_softmax)  # a comment", id="check"),
+        new_code("print(masked_softmax)", id="demo")])
+    assert _cell_roles(with_nbgrader_metadata(notebook, "test.ipynb")) == [
+        ("locked_intro", False, False, True, None),
+        ("locked_setup", False, False, True, None),
+        ("ex_02_2_solution", True, False, False, None),
+        ("ex_02_2_check", False, True, True, POINTS_PER_CHECK),
+        ("locked_demo", False, False, True, None)]
+    assert "nbgrader" not in notebook.cells[0].metadata  # the solution is left unchanged
+
+
+@pytest.mark.parametrize(("sources", "message"), [
+    (["def f():\n    ### BEGIN SOLUTION\n    pass\n    ### END SOLUTION"],
+     "must start with one `# EXERCISE NN.M` line"),
+    (["check_masked_softmax(masked_softmax)\ncheck_attention_lookup(attention_lookup)"],
+     "one check per cell"),
+    (["check_masked_softmax(masked_softmax)", "check_masked_softmax(masked_softmax)"],
+     "ex_02_2_check is also that of cell 1"),
+])
+def test_nbgrader_metadata_refuses_ambiguous_cells(sources, message):
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source)
+                                               for source in sources])
+    with pytest.raises(ValueError, match=message):
+        with_nbgrader_metadata(notebook, "test.ipynb")
 
 
 def test_regions_become_raise_not_implemented_at_their_indentation():
@@ -83,6 +131,20 @@ def test_check_mode_names_a_stale_copy(tmp_path, capsys):
     assert main([str(SOLUTIONS[0]), "--out", str(tmp_path), "--check"]) == 0
     (tmp_path / SOLUTIONS[0].name).write_text("{}", encoding="utf-8")
     assert main([str(SOLUTIONS[0]), "--out", str(tmp_path), "--check"]) == 1
+
+
+def test_check_mode_names_a_solution_without_its_nbgrader_metadata(tmp_path, capsys):
+    solution = nbformat.read(SOLUTIONS[0], as_version=4)
+    for cell in solution.cells:
+        del cell.metadata["nbgrader"]
+    stripped = tmp_path / SOLUTIONS[0].name
+    nbformat.write(solution, stripped)
+    out = tmp_path / "exercises"
+    assert main([str(stripped), "--out", str(out), "--check"]) == 1
+    assert f"out of date: {stripped}" in capsys.readouterr().err
+    assert main([str(stripped), "--out", str(out)]) == 0  # writes the metadata into the solution
+    assert stripped.read_text(encoding="utf-8") == SOLUTIONS[0].read_text(encoding="utf-8")
+    assert main([str(stripped), "--out", str(out), "--check"]) == 0
 
 
 def _printed_lines(notebook) -> list[str]:

@@ -9,6 +9,9 @@ prints ``02.1 softmax_with_temperature: passed (5 test cases).``, or one sentenc
 mistake (``Your `weights` sum to 1 along axis 0, not along the axis you were given (the last
 axis). Hint: pass axis=-1 to the sum...``), or ``not done yet`` while the function still raises
 ``NotImplementedError``. A check never raises: whatever the function does, it prints one line.
+Under nbgrader (``nbgrader autograde`` and ``validate`` set ``NBGRADER_EXECUTION``), a check that
+did not pass also raises ``AssertionError`` with that line, since nbgrader scores a grade cell by
+whether it raises (docs/grading.md, section 7).
 
 Every ``check_<function name>`` comes from the registry :data:`EXERCISES`. The grader
 (``course_lib.grading``) uses the same registry and the same diagnosis
@@ -57,6 +60,7 @@ How to add an exercise
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -132,10 +136,16 @@ def run_check(exercise_id: str, function: Any, seed: int = CHECK_SEED,
 
 
 def check(exercise_id: str, function: Any) -> None:
-    """Print one line: whether ``function`` solves exercise ``exercise_id``, and if not, why."""
+    """Print one line: whether ``function`` solves exercise ``exercise_id``, and if not, why.
+
+    Raises AssertionError with that line when it did not pass and nbgrader runs the notebook.
+    """
     exercise = EXERCISES[exercise_id]
     verdict = run_check(exercise_id, function)
-    print(f"{exercise.exercise_id} {exercise.function_name}: {verdict.reason}")
+    line = f"{exercise.exercise_id} {exercise.function_name}: {verdict.reason}"
+    print(line)
+    if not verdict.passed and os.environ.get("NBGRADER_EXECUTION"):
+        raise AssertionError(line)
 
 
 def _named_check(exercise: Exercise) -> Callable[[Any], None]:
