@@ -230,5 +230,7 @@ def test_a_lesson_page_shows_a_display_equation_and_a_figure(site, browser):
     assert browser.execute_script("return arguments[0].naturalWidth", figure) > 100
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     assert browser.save_screenshot(str(ARTIFACTS / "lesson_05.png"))
-    browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", figure)
+    # Instant: the theme scrolls smoothly, and the screenshot would catch the page on its way.
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center', behavior: 'instant'})",
+                           figure)
     assert browser.save_screenshot(str(ARTIFACTS / "lesson_05_figure.png"))
