@@ -69,6 +69,7 @@ def test_mathjax_is_served_by_the_site_itself(site):
     scripts = re.findall(r'<script[^>]*src="([^"]*mathjax[^"]*)"', lesson, re.IGNORECASE)
     assert scripts == ["../_static/mathjax/tex-mml-chtml.js"], scripts
     assert (site / "_static" / "mathjax" / "tex-mml-chtml.js").is_file()
+    assert "Apache License" in (site / "_static" / "mathjax" / "LICENSE").read_text()
     assert (site / "_static" / "mathjax" / "output" / "chtml" / "fonts" / "woff-v2").is_dir()
 
 

@@ -109,6 +109,8 @@ def copy_mathjax_and_add_index(app, exception):
     if exception is None and app.builder.format == "html":
         outdir = Path(app.outdir)
         shutil.copytree(MATHJAX_FILES, outdir / "_static" / "mathjax", dirs_exist_ok=True)
+        # MathJax is Apache-2.0: a copy of it travels with its licence.
+        shutil.copy(MATHJAX_FILES.parent / "LICENSE", outdir / "_static" / "mathjax" / "LICENSE")
         (outdir / "index.html").write_text(HOME_REDIRECT, encoding="utf-8")
 
 
