@@ -47,7 +47,7 @@ html_theme = "furo"
 html_title = "Attention, from the bottleneck to the Transformer"
 html_show_sourcelink = False
 html_copy_source = False
-# Relative to the site's _static/ folder, where copy_mathjax puts the package's files.
+# Relative to the site's _static/ folder, where copy_mathjax_and_add_index puts them.
 mathjax_path = "mathjax/tex-mml-chtml.js"
 
 NAVIGATION = f"""
@@ -82,7 +82,8 @@ LESSON_ROW = re.compile(r"^\| (\d\d) \| ([^|\[\]]+?) \|", re.MULTILINE)
 
 
 def link_lessons_and_add_navigation(app, docname, source):
-    """On the home page, each lesson's name in the README's table links to its page."""
+    """On the home page, each lesson's name in the README's table links to its page, and the
+    navigation (the glob toctrees) is appended: the README itself stays plain Markdown."""
     if docname != root_doc:
         return
 
