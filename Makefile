@@ -13,7 +13,7 @@ STAMP  := $(VENV)/.installed
 export TF_CPP_MIN_LOG_LEVEL := 3
 export PYTHONHASHSEED := 0
 
-.PHONY: setup lab test lessons notebooks exercises lint benchmark clean
+.PHONY: setup lab test lessons notebooks exercises site lint benchmark clean
 
 setup: $(STAMP)
 
@@ -49,6 +49,11 @@ notebooks: $(STAMP)
 # Regenerate the learner exercise notebooks from solutions/, and the nbgrader metadata of both.
 exercises: $(STAMP)
 	$(BIN)/python -m course_lib.exercises solutions/*.ipynb --out notebooks/exercises
+
+# The course website, from the notebooks' stored outputs (nothing is re-executed), into
+# build/site/: open build/site/index.html. Any Sphinx warning (missing image, broken link) fails.
+site: $(STAMP)
+	$(BIN)/python website/build.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
