@@ -96,9 +96,12 @@ def test_every_data_set_keeps_its_source_and_attribution():
         assert f"datasets/{folder.name}/" in readme, f"README does not credit {folder.name}"
 
 
+NOT_SHIPPED = {".git", ".venv", "__pycache__", "build"}
+
+
 def repository_text_files():
     """Every text file the repository ships (data sets excepted): code, notebooks, docs."""
-    skipped = {".git", ".venv", "datasets", "weights", "__pycache__", "build"}
+    skipped = NOT_SHIPPED | {"datasets", "weights"}
     for path in ROOT.rglob("*"):
         relative = path.relative_to(ROOT)
         if path.is_file() and not skipped & set(relative.parts) and path.suffix in {
@@ -106,14 +109,31 @@ def repository_text_files():
             yield relative, path.read_text(encoding="utf-8", errors="replace")
 
 
-OUTSIDE_REFERENCES = re.compile(r"design §|design section|COURSE_DESIGN|\.\./shared/")
+WEB_ADDRESS = re.compile(r"\w+://\S+")
+# A relative path that starts by going up a folder (`../docs/conventions.md`).
+PARENT_PATH = re.compile(r"(?<![\w.:/])\.\./[\w./-]*[\w/-]")
+# A markdown file named in a text, with or without its folder (`docs/grading.md`, `SOURCE.md`).
+MARKDOWN_FILE = re.compile(r"(?<![\w./-])[\w./-]*\w\.md\b")
+ELSEWHERE = ("a learner's or maintainer's copy holds only the repository: state the fact, or link "
+             "a page in docs/")
 
 
-def test_the_repository_refers_to_no_document_outside_it():
-    found = [f"{relative}: {match.group(0)!r}" for relative, text in repository_text_files()
-             if relative.name != Path(__file__).name
-             for match in OUTSIDE_REFERENCES.finditer(text)]
-    assert not found, "State the fact, or link a page in docs/: " + "; ".join(found)
+def test_every_path_that_goes_up_a_folder_leads_to_a_file_of_the_repository():
+    outside = [f"{relative}: {match.group(0)!r}" for relative, text in repository_text_files()
+               for match in PARENT_PATH.finditer(WEB_ADDRESS.sub("", text))
+               if not ((target := (ROOT / relative.parent / match.group(0)).resolve())
+                       .is_relative_to(ROOT) and target.exists())]
+    assert not outside, f"{ELSEWHERE}. Not in the repository: " + "; ".join(outside)
+
+
+def test_every_markdown_file_named_is_in_the_repository():
+    shipped = {path.name for path in ROOT.rglob("*.md")
+               if not NOT_SHIPPED & set(path.relative_to(ROOT).parts)}
+    named = [(relative, match.group(0)) for relative, text in repository_text_files()
+             for match in MARKDOWN_FILE.finditer(WEB_ADDRESS.sub("", text))]
+    missing = [f"{relative}: {name!r}" for relative, name in named
+               if Path(name).name not in shipped]
+    assert named and not missing, f"{ELSEWHERE}. Not in the repository: " + "; ".join(missing)
 
 
 def test_every_docs_page_that_is_named_exists():
